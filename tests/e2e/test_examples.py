@@ -1,0 +1,23 @@
+"""Every example runs (with a small token budget where the example allows overriding it)."""
+
+from pathlib import Path
+
+import pytest
+
+from genweave.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+ARGS = {"hello.gen": ["--arg", "topic=a lighthouse", "--draws", "1"]}
+
+
+def test_examples_are_listed():
+    assert sorted(p.name for p in EXAMPLES.glob("*.gen")) == sorted(ARGS)
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("name", sorted(ARGS))
+def test_example_runs(name, capsys, smollm2):
+    code = main(["run", str(EXAMPLES / name), "--seed", "0", *ARGS[name]])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.strip()
