@@ -36,8 +36,8 @@ class Matcher:
 
     def __init__(self, constraint: CompiledConstraint, *, _history: list | None = None):
         self.constraint = constraint
-        # (state, ended) after each consumed token; entry 0 is the start.
-        self._history: list[tuple[Any, bool]] = _history or [(constraint.initial(), False)]
+        # (state, ended, token) after each consumed token; entry 0 is the start (token -1).
+        self._history: list[tuple[Any, bool, int]] = _history or [(constraint.initial(), False, -1)]
 
     @property
     def state(self) -> Any:
@@ -49,7 +49,7 @@ class Matcher:
 
     def consume(self, token_ids: Sequence[int]) -> bool:
         """Advance by each token; returns False if the matcher is dead afterwards."""
-        state, ended = self._history[-1]
+        state, ended, _ = self._history[-1]
         eos = self.constraint.eos_ids
         for token in token_ids:
             token = int(token)
@@ -58,23 +58,23 @@ class Matcher:
             else:
                 state = self.constraint.advance(state, token)
                 ended = token in eos and not self.constraint.is_dead(state)
-            self._history.append((state, ended))
+            self._history.append((state, ended, token))
         return not self.constraint.is_dead(state)
 
     def mask(self) -> torch.Tensor:
         """The packed int32 allowed-token row ``[ceil(V/32)]`` of the current state."""
-        state, ended = self._history[-1]
+        state, ended, _ = self._history[-1]
         return self.constraint.eos_mask() if ended else self.constraint.mask([state])[0]
 
     def allows(self, token_id: int) -> bool:
-        state, ended = self._history[-1]
+        state, ended, _ = self._history[-1]
         if ended:
             return int(token_id) in self.constraint.eos_ids
         return self.constraint.check(state, int(token_id))
 
     def is_complete(self) -> bool:
         """Whether the text so far is a complete string of the language (or EOS was consumed)."""
-        state, ended = self._history[-1]
+        state, ended, _ = self._history[-1]
         return ended or self.constraint.is_complete(state)
 
     def is_ended(self) -> bool:
@@ -82,6 +82,10 @@ class Matcher:
 
     def is_dead(self) -> bool:
         return self.constraint.is_dead(self.state)
+
+    def tokens(self) -> list[int]:
+        """The token ids consumed so far (including an EOS)."""
+        return [token for _, _, token in self._history[1:]]
 
     def rollback(self, n: int) -> None:
         """Forget the last ``n`` consumed tokens."""
@@ -96,7 +100,7 @@ class Matcher:
     def accepts(self, text: str | bytes) -> bool:
         """Whether the text so far followed by ``text`` is a complete string of the language
         (bytes only: token budgets are not counted; False once ended)."""
-        state, ended = self._history[-1]
+        state, ended, _ = self._history[-1]
         if ended:
             return False
         data = text.encode("utf-8") if isinstance(text, str) else bytes(text)

@@ -59,7 +59,9 @@ class HFModel(LanguageModel):
 
     ``V`` (the width of :meth:`logits`) is the model's logits width; the vocabulary is padded to it
     with empty special tokens (ids the tokenizer never produces) and holds the tokenizer's and the
-    generation config's EOS ids. The model is put in eval mode and used as is (device and dtype).
+    generation config's EOS ids. ``bos_ids`` are the ids the tokenizer puts before a text by
+    default (Gemma's ``<bos>``; none for SmolLM2): prompts should start with them, ``encode`` never
+    adds them. The model is put in eval mode and used as is (device and dtype).
     Models whose caches hold recurrent state (Mamba-like layers) are not supported.
     """
 
@@ -69,7 +71,8 @@ class HFModel(LanguageModel):
         self.name = name
         self.device = next(model.parameters()).device
         self.width = _logits_width(model)
-        self.vocab = _fit_vocabulary(tokenizer, self.width, _generation_eos_ids(model))
+        self.vocab = Vocabulary.from_hf(tokenizer, extra_eos=_generation_eos_ids(model), size=self.width, name=name)
+        self.bos_ids = _default_prefix(tokenizer)
         self.pad_id = 0
         params = inspect.signature(model.forward).parameters
         self._cache_keyword = "cache" if "cache" in params else "past_key_values"
@@ -267,14 +270,10 @@ def _generation_eos_ids(model: torch.nn.Module) -> tuple[int, ...]:
     return tuple(int(e) for e in (eos if isinstance(eos, list | tuple) else [eos]))
 
 
-def _fit_vocabulary(tokenizer, width: int, extra_eos: tuple[int, ...]) -> Vocabulary:
-    """The tokenizer's vocabulary cut or padded to ``width`` ids, with ``extra_eos`` as EOS ids.
-
-    Padding ids are special tokens with empty bytes: the tokenizer never produces them and they
-    never contribute text.
-    """
-    base = Vocabulary.from_hf(tokenizer)
-    tokens = list(base.token_bytes[:width]) + [b""] * max(0, width - len(base))
-    special = {i for i in base.special if i < width} | set(range(len(base), width))
-    eos = tuple(dict.fromkeys(i for i in (*base.eos_ids, *extra_eos) if 0 <= i < width))
-    return Vocabulary.from_bytes(tokens, eos_ids=eos, special=special | set(eos))
+def _default_prefix(tokenizer) -> tuple[int, ...]:
+    """The ids the tokenizer puts before a text when asked to add special tokens (e.g. BOS)."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    if len(full) > len(plain) and full[len(full) - len(plain):] == plain:
+        return tuple(full[:len(full) - len(plain)])
+    return ()

@@ -59,11 +59,11 @@ class ToyLM(LanguageModel):
         eos_ids = (len(tokens),) if eos else ()
         if eos:
             tokens.append(EOS_BYTES)
-        self.vocab = Vocabulary.from_bytes(tokens, eos_ids=eos_ids, special=set(eos_ids))
+        self.name = f"toy(V={len(tokens)}, seed={seed})"
+        self.vocab = Vocabulary.from_bytes(tokens, eos_ids=eos_ids, special=set(eos_ids), name=self.name)
         self.seed = seed
         self.sharpness = sharpness
         self.max_context = max_context
-        self.name = f"toy(V={len(tokens)}, seed={seed})"
         self.device = torch.device("cpu")
         self._by_bytes = {token: i for i, token in reversed(list(enumerate(tokens)))}
         self._longest = max(len(token) for token in tokens)

@@ -4,6 +4,7 @@ registry (converted from its GGUF on the first run, ~20 s; about a second from t
 from __future__ import annotations
 
 import pytest
+
 from genweave.runtime.models import ToyLM, load_model
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import model_laws as laws
 import pytest
 import torch
+
 from genweave.dsl.errors import GenModelError
 
 ATOL = 1e-4
@@ -79,6 +80,7 @@ def test_encode_recognises_special_tokens_and_adds_none(smollm2):
 def test_eos_ids_include_the_generation_configs(smollm2):
     assert smollm2.model.generation_config.eos_token_id in smollm2.eos_ids
     assert set(smollm2.eos_ids) <= smollm2.vocab.special
+    assert smollm2.bos_ids == ()  # SmolLM2's tokenizer adds no BOS
 
 
 def test_render_chat_applies_the_template(smollm2):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from genweave.dsl.errors import GenModelError
 from genweave.runtime.models import DEFAULT_MODEL, load_model, registry
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import model_laws as laws
 import pytest
 import torch
+
 from genweave.dsl.errors import GenModelError
 from genweave.runtime.models import ToyLM
 

@@ -1,0 +1,32 @@
+"""The Python examples of docs/ run as written, and the .gen examples of the docs check."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+import genweave
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _blocks(path: Path, lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", path.read_text(), flags=re.S)
+
+
+@pytest.mark.parametrize("block", _blocks(DOCS / "language.md", "gen"))
+def test_language_examples_check(block):
+    genweave.compile(block)
+
+
+def test_testing_example_runs():
+    (block,) = [b for b in _blocks(DOCS / "python.md", "python") if "assert_matches" in b]
+    exec(compile(block, "docs/python.md", "exec"), {})
+
+
+def test_readme_program_is_the_demo():
+    readme = (DOCS.parent / "README.md").read_text()
+    (block,) = _blocks(DOCS.parent / "README.md", "gen")
+    assert block == (DOCS.parent / "examples" / "hello.gen").read_text()
+    assert "make demo" in readme and "make test" in readme
+    genweave.compile(block)
