@@ -24,8 +24,10 @@ demo: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
+# One intra-op thread: torch's spinning worker threads collapse under any CPU contention, and the
+# suite's tensors are small.
 test: venv lint
-	$(PY) -m pytest -q -p no:cacheprovider
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider
 
 bench-decode: venv
 	$(PY) bench/decode.py

@@ -158,6 +158,10 @@ class _Run:
         """Tokenize each row's pending text and feed it to the model."""
         pieces = [self.model.encode(text) if text else [] for text in self.pending]
         if self.state is None:
+            pieces = [[*self.model.bos_ids, *p] for p in pieces]
+            if not all(pieces):
+                raise GenRuntimeError("the context is empty before the first hole",
+                                      hint="start the program with a prompt literal")
             if all(p == pieces[0] for p in pieces):
                 # Identical prompts (the usual case for draws): one prefill, duplicated rows.
                 self.state = self.model.select(self.model.prefill([pieces[0]]), [0] * self.batch)
@@ -175,9 +179,6 @@ class _Run:
             self.tokens[b] += p
             self.emitted[b] += self.pending[b]
             self.pending[b] = ""
-        if not any(self.tokens):
-            raise GenRuntimeError("the context is empty before the first hole",
-                                  hint="start the program with a prompt literal")
 
     # --- holes ---------------------------------------------------------------------------------
     def _fill(self, hole: Fill) -> None:

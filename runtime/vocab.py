@@ -33,6 +33,7 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+
 from genweave.dsl.errors import GenArgumentError, GenModelError
 
 _BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")

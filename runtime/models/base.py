@@ -12,7 +12,12 @@ A *state* holds one row per sequence of a batch. The contract every backend hono
   are each row's distribution after its last appended token; a row with ``lengths[b] == 0`` keeps
   its distribution. The input state must not be used afterwards (caches are updated in place).
 * ``select(state, rows) -> state``: a state whose row ``i`` continues row ``rows[i]`` of the given
-  one (reorder, drop or duplicate rows; no recomputation).
+  one (reorder, drop or duplicate rows; no recomputation). The given state stays usable.
+* ``crop(state, n, logprobs) -> state``: drops the last ``n`` appended positions of every row
+  (rollback of rejected draft tokens); ``logprobs[B, V]`` are the rows' next-token log-probs after
+  the kept context (the caller has them from the ``extend`` that appended the dropped positions).
+  The input state must not be used afterwards. Optional: backends without it raise
+  :class:`GenModelError`.
 
 Log-probs are float32 for ``HFModel`` and float64 for ``ToyLM``; both are on ``model.device``.
 """
@@ -35,6 +40,10 @@ class LanguageModel(ABC):
     name: str
     vocab: Vocabulary
     device: torch.device
+    #: Ids put before a text's first token (a BOS token), or ().
+    bos_ids: tuple[int, ...] = ()
+    #: The longest context the model accepts, or None when unbounded.
+    context_window: int | None = None
 
     @abstractmethod
     def prefill(self, token_lists: Sequence[Sequence[int]]) -> Any: ...
@@ -48,6 +57,16 @@ class LanguageModel(ABC):
 
     @abstractmethod
     def select(self, state: Any, rows: torch.Tensor | Sequence[int]) -> Any: ...
+
+    def crop(self, state: Any, n: int, logprobs: torch.Tensor) -> Any:
+        """Drop the last ``n`` appended positions of every row (see the module docstring)."""
+        raise GenModelError(f"model {self.name!r} cannot roll back its state",
+                            hint="use a strategy without draft rollback (no speculative decoding)")
+
+    @property
+    def eos_ids(self) -> tuple[int, ...]:
+        """Ids that end a text (``vocab.eos_ids``)."""
+        return self.vocab.eos_ids
 
     @abstractmethod
     def encode(self, text: str) -> list[int]:

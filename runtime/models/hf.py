@@ -73,6 +73,7 @@ class HFModel(LanguageModel):
         self.width = _logits_width(model)
         self.vocab = Vocabulary.from_hf(tokenizer, extra_eos=_generation_eos_ids(model), size=self.width, name=name)
         self.bos_ids = _default_prefix(tokenizer)
+        self.context_window = getattr(model.config, "max_position_embeddings", None)
         self.pad_id = 0
         params = inspect.signature(model.forward).parameters
         self._cache_keyword = "cache" if "cache" in params else "past_key_values"
@@ -80,10 +81,6 @@ class HFModel(LanguageModel):
 
     def __repr__(self) -> str:
         return f"HFModel({self.name!r}, V={self.width}, device={self.device})"
-
-    @property
-    def eos_ids(self) -> tuple[int, ...]:
-        return self.vocab.eos_ids
 
     # -- the step protocol ---------------------------------------------------------------------
 

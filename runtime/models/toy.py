@@ -72,10 +72,6 @@ class ToyLM(LanguageModel):
     def __repr__(self) -> str:
         return f"ToyLM({self.name})"
 
-    @property
-    def eos_ids(self) -> tuple[int, ...]:
-        return self.vocab.eos_ids
-
     def next_token_logprobs(self, ids: Sequence[int]) -> torch.Tensor:
         """``[V]`` float64 log-probs of the token after ``ids`` (cached per context)."""
         context = tuple(ids)

@@ -181,6 +181,10 @@ class Stage:
     def __or__(self, other: Stage | ChainSpec) -> ChainSpec:
         return ChainSpec((self,)) | other
 
+    def compile(self, vocab_size: int, **options) -> CompiledChain:
+        """The one-stage chain compiled (see :meth:`ChainSpec.compile`)."""
+        return ChainSpec((self,)).compile(vocab_size, **options)
+
     def __str__(self) -> str:
         shown = []
         for i, param in enumerate(self.params):
@@ -237,6 +241,11 @@ class ChainSpec:
 
         return compile_batch([self], vocab_size, device=device, batch=batch, vocab=vocab,
                              mask_last=mask_last)
+
+
+def as_chain(chain: Stage | ChainSpec) -> ChainSpec:
+    """A chain from a chain or a single stage."""
+    return ChainSpec((chain,)) if isinstance(chain, Stage) else chain
 
 
 @dataclass(frozen=True, slots=True)

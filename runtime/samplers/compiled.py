@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 
 from genweave.dsl.errors import GenCheckError, GenRuntimeError, NaNLogitsError, NoValidTokenError
-from genweave.runtime.samplers.base import NEG_INF, ChainSpec, CompileContext, CompiledStage, Work
+from genweave.runtime.samplers.base import NEG_INF, ChainSpec, CompileContext, CompiledStage, Stage, Work, as_chain
 from genweave.runtime.samplers.chain import check_chain
 from genweave.runtime.samplers.draw import gumbel_argmax, unpack_mask
 from genweave.runtime.samplers.mirostat import CompiledMirostat
@@ -32,7 +32,7 @@ from genweave.runtime.samplers.xtc import CompiledXTC
 FLOAT_MAX = torch.finfo(torch.float32).max
 
 
-def compile_batch(chains: Sequence[ChainSpec], vocab_size: int, *, device: str | torch.device = "cpu",
+def compile_batch(chains: Sequence[ChainSpec | Stage], vocab_size: int, *, device: str | torch.device = "cpu",
                   batch: int | None = None, vocab: object | None = None, mask_last: bool = False
                   ) -> CompiledChain:
     """Compile one chain per row (or one chain for every row) into a :class:`CompiledChain`.
@@ -41,7 +41,7 @@ def compile_batch(chains: Sequence[ChainSpec], vocab_size: int, *, device: str |
     parameters; numeric parameters may differ per row. ``vocab`` (a Vocabulary or token bytes) is
     needed by DRY's sequence breakers only.
     """
-    chains = list(chains)
+    chains = [as_chain(c) for c in chains]
     if not chains:
         raise GenCheckError("compile_batch needs at least one chain")
     batch = batch if batch is not None else len(chains)

@@ -69,24 +69,35 @@ class CompiledTopH(CompiledStage):
         top_n = rows_of(self.top_n, batch)
         inside = torch.arange(self.n_max, device=values.device) < top_n
         if self.hf:
-            kept = self._count_hf(values, inside)
+            kept = self._count_hf(values.double(), inside)
         else:
-            kept = self._count_official(values, work.log_normalizer(), top_n)
+            kept = self._count_official(values, _log_normalizer64(work.z, values[:, :1]), top_n, inside)
         work.threshold(values.gather(1, kept.clamp(min=1) - 1))
 
-    def _count_official(self, values: torch.Tensor, log_z: torch.Tensor, top_n: torch.Tensor) -> torch.Tensor:
-        probs = (values - log_z).exp()
+    def _count_official(self, values: torch.Tensor, log_z: torch.Tensor, top_n: torch.Tensor,
+                        inside: torch.Tensor) -> torch.Tensor:
+        # float64 on the top-n slice: near-deterministic rows have entropies of order 1e-7, below
+        # float32 resolution of p near 1
+        probs = (values.double() - log_z).exp()
         partial = (torch.special.entr(probs) / math.log(2.0)).cumsum(-1)
-        tau = self.alpha * partial.gather(1, top_n - 1)
-        index = torch.arange(self.n_max, device=values.device)
-        return ((partial <= tau) & (index < top_n)).sum(-1, keepdim=True)
+        tau = self.alpha.double() * partial.gather(1, top_n - 1)
+        return ((partial <= tau) & inside).sum(-1, keepdim=True)
 
     def _count_hf(self, values: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
         q = torch.softmax(values.masked_fill(~inside, float("-inf")), dim=-1)
         terms = torch.special.entr(q)
-        tau = self.alpha * terms.sum(-1, keepdim=True)
+        tau = self.alpha.double() * terms.sum(-1, keepdim=True)
         return ((terms.cumsum(-1) <= tau) & inside).sum(-1, keepdim=True)
 
     def select(self, rows: torch.Tensor) -> CompiledTopH:
         return CompiledTopH(select_param(self.alpha, rows), select_param(self.top_n, rows), self.n_max,
                             self.hf)
+
+
+def _log_normalizer64(z: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
+    """``log sum exp z`` in float64 from float32 pieces, accurate where one token holds almost all
+    the mass: ``top + log(#maxima + sum_{z_j < top} e^(z_j - top))``."""
+    shifted = z - top
+    at_top = shifted == 0
+    rest = shifted.exp().masked_fill(at_top, 0.0).sum(-1, keepdim=True)
+    return top.double() + (at_top.sum(-1, keepdim=True).double() + rest.double()).log()

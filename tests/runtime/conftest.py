@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from genweave.runtime.vocab import Vocabulary
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

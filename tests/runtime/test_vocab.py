@@ -18,10 +18,11 @@ import string
 
 import numpy as np
 import pytest
-from genweave.dsl.errors import GenArgumentError, GenModelError
-from genweave.runtime.vocab import Vocabulary
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from genweave.dsl.errors import GenArgumentError, GenModelError
+from genweave.runtime.vocab import Vocabulary
 
 # Bytes that occur in no valid UTF-8 text: no context can make them decode exactly.
 NEVER_VALID = frozenset([0xC0, 0xC1, *range(0xF5, 0x100)])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from constraint_oracles import PARTIAL_TOKENS
+
 from genweave.runtime.constraints import TokenTrie
 from genweave.runtime.vocab import Vocabulary
 

@@ -6,6 +6,7 @@ The oracles walk every token's bytes through a byte DFA directly, independent of
 from __future__ import annotations
 
 import numpy as np
+
 from genweave.runtime.constraints import DEAD, CompiledConstraint
 from genweave.runtime.vocab import Vocabulary
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from genweave.dsl.errors import GenCheckError
 from genweave.runtime.constraints import (
     builtin,
@@ -15,8 +18,6 @@ from genweave.runtime.constraints import (
     regex,
     stop,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 FAST = settings(max_examples=150, deadline=None, database=None)
 TEXT = st.text("ab\n.<|>é日-0123456789e+", max_size=10)

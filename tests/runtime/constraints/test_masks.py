@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from constraint_oracles import PARTIAL_TOKENS, REGISTRY, allowed_ids, brute_force_masks, unpack
+
 from genweave.runtime.constraints import DEAD, TokenTrie, compile_constraint, regex
 from genweave.runtime.vocab import Vocabulary
-
-from constraint_oracles import PARTIAL_TOKENS, REGISTRY, allowed_ids, brute_force_masks, unpack
 
 
 def sample_states(constraint, rng, count=8) -> list[int]:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from constraint_oracles import unpack
+
 from genweave.dsl.errors import GenCheckError
 from genweave.runtime.constraints import (
     DEAD,
@@ -72,7 +73,7 @@ def test_accepts_walks_text_bytes(vocab):
     matcher = Matcher(compile_constraint(regex("(ab)+é?"), vocab, cache=False))
     assert matcher.accepts("abab") and matcher.accepts("abé") and not matcher.accepts("aba")
     matcher.consume([A])
-    assert matcher.accepts("b") and matcher.accepts("b".encode() + "é".encode()) and not matcher.accepts("")
+    assert matcher.accepts("b") and matcher.accepts(b"b" + "é".encode()) and not matcher.accepts("")
     assert not matcher.accepts(b"b\xc3")  # half a character is not a complete text
 
 

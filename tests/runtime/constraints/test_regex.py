@@ -7,11 +7,12 @@ import re
 import numpy as np
 import pytest
 from constraint_oracles import REGISTRY
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from genweave.dsl.errors import GenCheckError
 from genweave.runtime.constraints.byte_dfa import DEAD
 from genweave.runtime.constraints.regex import regex_dfa, strip_edge_anchors
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 ALPHABET = "ab01-.@ \n\"xzé日🙂\u0100\u024fTZ:+"
 

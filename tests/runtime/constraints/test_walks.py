@@ -9,9 +9,10 @@ import zlib
 import numpy as np
 import pytest
 from constraint_oracles import REGISTRY, unpack
-from genweave.runtime.constraints import Matcher, TokenTrie, compile_constraint, regex, stop
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+
+from genweave.runtime.constraints import Matcher, TokenTrie, compile_constraint, regex, stop
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

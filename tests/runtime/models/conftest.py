@@ -1,16 +1,12 @@
-"""Fixtures of the model tests: the embedded SmolLM2 model, loaded once per session through the
-registry (converted from its GGUF on the first run, ~20 s; about a second from the disk cache)."""
+"""Fixtures of the model tests. The embedded SmolLM2 model comes from the session fixture
+``smollm2`` of ``tests/conftest.py`` (through the registry: converted from its GGUF on the first run,
+~20 s, then about a second from the disk cache)."""
 
 from __future__ import annotations
 
 import pytest
 
-from genweave.runtime.models import ToyLM, load_model
-
-
-@pytest.fixture(scope="session")
-def smollm2():
-    return load_model("smollm2-135m")
+from genweave.runtime.models import ToyLM
 
 
 @pytest.fixture(scope="session")
