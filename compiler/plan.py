@@ -6,18 +6,25 @@ from collections.abc import Callable
 from typing import Any
 
 from genweave.compiler import ir
+from genweave.compiler.bind_constraints import bind_hole
 from genweave.runtime import execute
+from genweave.runtime.vocab import Vocabulary
+
+# How a hole's text becomes its value when its whole constraint is a builtin type.
+_PARSERS: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "bool": lambda text: text == "true"}
 
 
-def plan(program: ir.Program, *, file: str = "<source>") -> execute.Plan:
-    steps = tuple(_step(op, file) for op in program.ops)
+def plan(program: ir.Program, vocab: Vocabulary, *, file: str = "<source>",
+         source: str | None = None) -> execute.Plan:
+    """Bind ``program`` to a model's vocabulary: compiled constraints, closures, the decoder."""
+    steps = tuple(_step(op, vocab, file, source) for op in program.ops)
     decoding = program.decoding
     chain = [(s.name, dict(s.params)) for s in decoding.chain]
     return execute.Plan(steps, execute.decoder_for(decoding.method, chain),
                         chat=bool(program.model and program.model.chat))
 
 
-def _step(op: ir.Op, file: str) -> execute.Step:
+def _step(op: ir.Op, vocab: Vocabulary, file: str, source: str | None) -> execute.Step:
     match op:
         case ir.Emit(parts):
             return execute.Emit(_renderer(parts))
@@ -25,9 +32,10 @@ def _step(op: ir.Op, file: str) -> execute.Step:
             return execute.Role(role, opening=True)
         case ir.CloseRole(role):
             return execute.Role(role, opening=False)
-        case ir.Hole(name, _constraint, stop, max_tokens):
+        case ir.Hole(name, constraint, stop, max_tokens):
             where = f"{file}:{op.span.line}:{op.span.col}"
-            return execute.Fill(name, max_tokens, stop, where)
+            parse = _PARSERS.get(constraint.name) if isinstance(constraint, ir.Builtin) else None
+            return execute.Fill(name, max_tokens, stop, where, bind_hole(op, vocab, file, source), parse)
         case ir.Return(value):
             return execute.Return(_evaluator(value))
     raise TypeError(f"cannot plan {op!r}")

@@ -1,7 +1,7 @@
 """String literals of the ``.gen`` language: quoting, escapes and ``{expr}`` interpolation.
 
 * ``"..."`` and ``\"\"\"...\"\"\"``: backslash escapes (``\\n``, ``\\t``, ``\\\\``, ``\\"``, ``\\{``, ``\\xNN``,
-  ``\\uNNNN``, ``\\UNNNNNNNN``), ``{name}`` interpolation, ``{{`` / ``}}`` for literal braces.
+  ``\\uNNNN``, ``\\UNNNNNNNN``), ``{expr}`` interpolation, ``{{`` / ``}}`` for literal braces.
 * ``r"..."``: raw — the text is taken as written (no escapes, no interpolation), which is what
   regular expressions want.
 """
@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from genweave.dsl import ast
 from genweave.dsl.errors import GenSyntaxError, Span
@@ -18,19 +19,30 @@ _SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", '"': 
 _HEX_ESCAPES = {"x": 2, "u": 4, "U": 8}
 _INTERP_NAME = re.compile(r"\s*([A-Za-z_][A-Za-z_0-9]*)\s*")
 
+# Parses the text of an interpolation into an expression; ``origin`` is where the text starts.
+ExprParser = Callable[[str, Span], ast.Expr]
 
-def parse_string_token(text: str, span: Span, source: str) -> ast.String:
-    """Turn a STRING token (quotes included) into an :class:`ast.String`."""
+
+def parse_string_token(text: str, span: Span, source: str, parse_expr: ExprParser | None = None) -> ast.String:
+    """Turn a STRING token (quotes included) into an :class:`ast.String`.
+
+    ``parse_expr`` parses interpolations other than a plain name (without it, only names are
+    accepted inside ``{...}``).
+    """
+    raw, triple, body, origin = _split(text, span)
+    if raw:
+        return ast.String((body,) if body else (), raw=True, triple=triple, span=span)
+    return ast.String(tuple(_cook(body, origin, source, parse_expr)), raw=False, triple=triple, span=span)
+
+
+def _split(text: str, span: Span) -> tuple[bool, bool, str, _Cursor]:
     raw = text[0] in "rR"
     body_start = 1 if raw else 0
     triple = text[body_start:body_start + 3] == '"""'
-    quote = 3 if triple else 1
-    body = text[body_start + quote:len(text) - quote]
+    quote_len = 3 if triple else 1
+    body = text[body_start + quote_len:len(text) - quote_len]
     # Where the body starts in the source, to point errors inside the literal.
-    origin = _Cursor(span.line, span.col + body_start + quote, span.file)
-    if raw:
-        return ast.String((body,) if body else (), raw=True, triple=triple, span=span)
-    return ast.String(tuple(_cook(body, origin, source)), raw=False, triple=triple, span=span)
+    return raw, triple, body, _Cursor(span.line, span.col + body_start + quote_len, span.file)
 
 
 class _Cursor:
@@ -52,7 +64,7 @@ class _Cursor:
         return self.line + newlines, offset - before.rfind("\n")
 
 
-def _cook(body: str, origin: _Cursor, source: str) -> list[str | ast.Interpolation]:
+def _cook(body: str, origin: _Cursor, source: str, parse_expr: ExprParser | None) -> list[str | ast.Interpolation]:
     parts: list[str | ast.Interpolation] = []
     text: list[str] = []
     i = 0
@@ -71,7 +83,7 @@ def _cook(body: str, origin: _Cursor, source: str) -> list[str | ast.Interpolati
             if text:
                 parts.append("".join(text))
                 text = []
-            interp, i = _interpolation(body, i, origin, source)
+            interp, i = _interpolation(body, i, origin, source, parse_expr)
             parts.append(interp)
         elif ch == "}":
             raise GenSyntaxError("single '}' in a string literal", span=origin.span_at(body, i, i + 1),
@@ -101,22 +113,78 @@ def _escape(body: str, i: int, origin: _Cursor, source: str) -> tuple[str, int]:
                          hint=r'use r"..." for text with backslashes, or write \\ for one backslash')
 
 
-def _interpolation(body: str, i: int, origin: _Cursor, source: str) -> tuple[ast.Interpolation, int]:
+def _interpolation(body: str, i: int, origin: _Cursor, source: str,
+                   parse_expr: ExprParser | None) -> tuple[ast.Interpolation, int]:
     close = body.find("}", i)
     if close < 0:
         raise GenSyntaxError("unclosed '{' in a string literal", span=origin.span_at(body, i, i + 1),
                              source=source, hint="write '{{' for a literal brace")
+    span = origin.span_at(body, i, close + 1)
     match = _INTERP_NAME.fullmatch(body, i + 1, close)
-    if match is None:
-        raise GenSyntaxError(f"expected a name inside '{{...}}', found {body[i + 1:close]!r}",
-                             span=origin.span_at(body, i, close + 1), source=source,
-                             hint="interpolate a parameter or hole, e.g. {topic}; write '{{' for a brace")
-    name_span = origin.span_at(body, match.start(1), match.end(1))
-    expr = ast.Name(match.group(1), span=name_span)
-    return ast.Interpolation(expr, span=origin.span_at(body, i, close + 1)), close + 1
+    if match is not None:
+        expr: ast.Expr = ast.Name(match.group(1), span=origin.span_at(body, match.start(1), match.end(1)))
+    elif parse_expr is None or not body[i + 1:close].strip() or "\n" in body[i + 1:close]:
+        raise GenSyntaxError(f"expected an expression inside '{{...}}', found {body[i + 1:close]!r}",
+                             span=span, source=source,
+                             hint="interpolate a value, e.g. {topic} or {len(items)}; write '{{' for a brace")
+    else:
+        expr = parse_expr(body[i + 1:close], origin.span_at(body, i + 1, close))
+    return ast.Interpolation(expr, span=span), close + 1
 
 
-def quote(string: ast.String) -> str:
+def body_offsets(text: str) -> list[int]:
+    r"""For the STRING token ``text``: the offset in ``text`` of each character of its value, plus
+    one past the end (so errors inside embedded regexes, grammars and JSON map to the source).
+
+    >>> body_offsets('"a\\nb"')
+    [1, 2, 4, 5]
+    """
+    raw, triple, body, _ = _split(text, Span(1, 1, 1, 1))
+    start = (1 if raw else 0) + (3 if triple else 1)
+    if raw:
+        return [start + k for k in range(len(body) + 1)]
+    offsets: list[int] = []
+    i = 0
+    while i < len(body):
+        if body[i] == "\\":
+            kind = body[i + 1] if i + 1 < len(body) else ""
+            width = 2 + _HEX_ESCAPES.get(kind, 0)
+            if kind != "\n":
+                offsets.append(start + i)
+            i += width
+        elif body.startswith("{{", i) or body.startswith("}}", i):
+            offsets.append(start + i)
+            i += 2
+        else:
+            offsets.append(start + i)
+            i += 1
+    return offsets + [start + len(body)]
+
+
+def span_in_string(string: ast.String, source: str, start: int, end: int) -> Span:
+    """The source span of characters ``[start, end)`` of a constant string literal's value."""
+    token = _token_text(string.span, source)
+    if token is None:
+        return string.span
+    offsets = body_offsets(token)
+    start = min(max(start, 0), len(offsets) - 1)
+    end = min(max(end, start + 1), len(offsets) - 1) if len(offsets) > 1 else start
+    cursor = _Cursor(string.span.line, string.span.col, string.span.file)
+    return cursor.span_at(token, offsets[start], max(offsets[end - 1] + 1, offsets[start] + 1)
+                          if end > start else offsets[start] + 1)
+
+
+def _token_text(span: Span, source: str) -> str | None:
+    lines = source.splitlines(keepends=True)
+    if not (1 <= span.line <= len(lines) and 1 <= span.end_line <= len(lines)):
+        return None
+    first = sum(len(line) for line in lines[:span.line - 1]) + span.col - 1
+    last = sum(len(line) for line in lines[:span.end_line - 1]) + span.end_col - 1
+    text = source[first:last]
+    return text if len(text) >= 2 and text.endswith('"') else None
+
+
+def quote(string: ast.String, format_expr: Callable[[ast.Expr], str] | None = None) -> str:
     """Source text of a string literal (the formatter's inverse of :func:`parse_string_token`)."""
     if string.raw:
         body = string.constant
@@ -125,7 +193,8 @@ def quote(string: ast.String) -> str:
     pieces = []
     for part in string.parts:
         if isinstance(part, ast.Interpolation):
-            pieces.append("{" + part.expr.id + "}")
+            text = format_expr(part.expr) if format_expr else part.expr.id
+            pieces.append("{" + text + "}")
         else:
             pieces.append(_escape_text(part, string.triple))
     delim = '"""' if string.triple else '"'
@@ -135,5 +204,6 @@ def quote(string: ast.String) -> str:
 def _escape_text(text: str, triple: bool) -> str:
     out = text.replace("\\", "\\\\").replace("{", "{{").replace("}", "}}")
     if triple:
-        return out.replace('"""', '\\"""')
+        out = out.replace('"""', '\\"""')
+        return out[:-1] + '\\"' if out.endswith('"') else out
     return out.replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")

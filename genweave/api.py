@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from genweave.compiler import ir
-from genweave.compiler.check import CheckReport, check
+from genweave.compiler.check import CheckReport, SupportedFeatures, check
 from genweave.compiler.lower import lower
 from genweave.compiler.pipeline import optimize
 from genweave.compiler.plan import plan
@@ -19,6 +19,9 @@ from genweave.runtime.execute import run_plan
 from genweave.runtime.models.base import LanguageModel
 from genweave.runtime.models.registry import DEFAULT_MODEL, load_model
 from genweave.runtime.result import Result, Results
+
+# What the runtime executes today; the checker rejects the rest with an error naming it.
+RUNTIME_FEATURES = SupportedFeatures(samplers=frozenset({"temperature"}), constraints=True)
 
 _CONVERTERS = {"str": str, "int": int, "float": float, "bool": None}
 
@@ -34,7 +37,7 @@ def compile(source_or_path: str | Path) -> Module:  # noqa: A001 - the public ve
         module = parse_file(source_or_path)
     else:
         module = parse(source_or_path)
-    report = check(module)
+    report = check(module, supported=RUNTIME_FEATURES)
     programs = {name: optimize(p) for name, p in lower(module).items()}
     return Module(module, programs, report)
 
@@ -105,7 +108,8 @@ class Program:
         if draws < 1:
             raise GenArgumentError(f"draws must be >= 1, got {draws}")
         seed = decoding.seed if seed is None else seed
-        results = run_plan(plan(self.ir, file=self.module.file), lm, values, draws=draws, seed=seed)
+        bound = plan(self.ir, lm.vocab, file=self.module.file, source=self.module.syntax.source)
+        results = run_plan(bound, lm, values, draws=draws, seed=seed)
         return results[0] if len(results) == 1 else results
 
     def bind(self, args: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,10 +14,11 @@ from typing import Any
 
 import torch
 
-from genweave.dsl.errors import BudgetExhaustedError, GenRuntimeError
+from genweave.dsl.errors import BudgetExhaustedError, GenRuntimeError, NoValidTokenError
 from genweave.runtime import chat
 from genweave.runtime.models.base import LanguageModel
 from genweave.runtime.result import Result, Results
+from genweave.runtime.samplers.draw import unpack_mask
 from genweave.runtime.textmask import text_token_mask
 
 Env = Mapping[str, Any]
@@ -40,16 +41,21 @@ class Role:
 
 @dataclass(frozen=True)
 class Fill:
-    """Decode hole ``name``: until end-of-sequence, or until the text ends with ``stop``.
+    """Decode hole ``name`` token by token until end-of-sequence.
 
-    ``max_tokens`` bounds the token count (None: until the model's context window is full).
-    ``where`` names the hole's place in the source for error messages.
+    ``constraint`` (a compiled constraint, or None for any text) masks each step: its masks allow
+    end-of-sequence exactly when the text is complete, so the hole ends inside its language. A
+    ``stop`` string is part of that language and is cut from the value. ``max_tokens`` bounds the
+    token count (None: the model's context window); an unconstrained hole simply ends there.
+    ``parse`` turns the text into the value (e.g. ``int``); ``where`` is the hole's source place.
     """
 
     name: str
     max_tokens: int | None
     stop: str | None
     where: str
+    constraint: Any = None
+    parse: Callable[[str], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -184,70 +190,53 @@ class _Run:
     def _fill(self, hole: Fill) -> None:
         self._flush()
         model, batch = self.model, self.batch
-        generated: list[list[int]] = [[] for _ in range(batch)]
-        texts = [b"" for _ in range(batch)]
-        active = [True] * batch
-        stop = hole.stop.encode("utf-8") if hole.stop is not None else None
+        fill = _HoleDecoding(hole, batch, model.vocab)
         budget = hole.max_tokens if hole.max_tokens is not None else self._context_left()
+        if hole.constraint is not None:
+            budget += 1  # the last step may be the (possibly forced) end-of-sequence
         for _ in range(budget):
             logprobs = model.logits(self.state).masked_fill(self.excluded, float("-inf"))
+            logprobs = fill.apply_mask(logprobs)
             tokens, chosen = self.plan.decoder.sample(logprobs, self.generator)
-            self.logprob += torch.where(torch.tensor(active), chosen.double().cpu(), 0.0)
-            token_list = tokens.tolist()
-            feed = [False] * batch
-            for b in range(batch):
-                if not active[b]:
-                    continue
-                token = token_list[b]
-                if token in model.vocab.eos_ids:
-                    active[b] = False
-                    continue
-                generated[b].append(token)
-                texts[b] += model.vocab.token_bytes[token]
-                feed[b] = True
-                if stop is not None and stop in texts[b]:
-                    active[b] = False
-            lengths = torch.tensor(feed, dtype=torch.long)
+            self.logprob += torch.where(torch.tensor(fill.active), chosen.double().cpu(), 0.0)
+            feed = fill.advance(tokens.tolist())
             if any(feed):
-                self.state, _ = model.extend(self.state, tokens[:, None],
-                                             None if all(feed) else lengths.to(tokens.device))
-            if not any(active):
+                lengths = None if all(feed) else torch.tensor(feed, dtype=torch.long, device=tokens.device)
+                self.state, _ = model.extend(self.state, tokens[:, None], lengths)
+            if not any(fill.active):
                 break
         else:
-            self._out_of_budget(hole, active, stop, texts)
-        self._finish_hole(hole, generated, texts, stop)
+            self._out_of_budget(hole, fill)
+        self._finish_hole(hole, fill)
 
-    def _out_of_budget(self, hole: Fill, active: list[bool], stop: bytes | None,
-                       texts: list[bytes]) -> None:
-        # A plain hole may end anywhere, so a full budget ends it. A hole that must end with its
-        # stop string and has not is a dead end, not something to truncate silently.
-        if stop is None and hole.max_tokens is not None:
+    def _out_of_budget(self, hole: Fill, fill: _HoleDecoding) -> None:
+        # A plain hole may end anywhere, so a full budget ends it. A hole that must end inside its
+        # language (a stop string, a constraint) and has not is a dead end, never truncated.
+        if hole.constraint is None and hole.max_tokens is not None:
             return
-        rows = [b for b in range(self.batch) if active[b]]
+        rows = [b for b in range(self.batch) if fill.active[b]]
         if rows:
-            reason = (f"before its stop string {hole.stop!r} appeared" if stop is not None
-                      else "because the model's context window is full")
+            reason = ("because the model's context window is full" if hole.max_tokens is None
+                      else f"before its text was complete{fill.describe_language()}")
             raise BudgetExhaustedError(
                 f"hole '{hole.name}' ({hole.where}) used all its token budget {reason} "
-                f"(draw {rows[0]}; text so far {texts[rows[0]][-60:]!r})",
+                f"(draw {rows[0]}; text so far {fill.texts[rows[0]][-60:]!r})",
                 hint="raise `max N tokens`, or constrain the hole so it can end in time")
 
-    def _finish_hole(self, hole: Fill, generated: list[list[int]], texts: list[bytes],
-                     stop: bytes | None) -> None:
+    def _finish_hole(self, hole: Fill, fill: _HoleDecoding) -> None:
         for b in range(self.batch):
-            text = texts[b]
-            if stop is not None:
-                cut = text.find(stop)
-                if cut >= 0:
-                    text = text[:cut]
-            value = text.decode("utf-8", errors="replace")
+            text = fill.texts[b].decode("utf-8", errors="replace")
+            value = text
+            if hole.stop is not None and value.endswith(hole.stop):
+                value = value[: len(value) - len(hole.stop)]
+            if hole.parse is not None:
+                value = hole.parse(value)
             self.env[b][hole.name] = value
-            self.tokens[b] += generated[b]
-            self.hole_tokens[b][hole.name] = tuple(generated[b])
-            full = texts[b].decode("utf-8", errors="replace")
-            self.emitted[b] += full
+            self.tokens[b] += fill.generated[b]
+            self.hole_tokens[b][hole.name] = tuple(fill.generated[b])
+            self.emitted[b] += text
             if self.messages[b]:
-                self.messages[b][-1]["content"] += full
+                self.messages[b][-1]["content"] += text
 
     def _context_left(self) -> int:
         limit = getattr(self.model, "context_window", None) or 1_000_000
@@ -262,6 +251,65 @@ class _Run:
             out.append(Result(self.value[b], text, holes, tuple(self.tokens[b]), logprob,
                               self.plan.guarantee, dict(self.hole_tokens[b])))
         return out
+
+
+class _HoleDecoding:
+    """Per-row progress through one hole: tokens, bytes, constraint states, which rows are done."""
+
+    def __init__(self, hole: Fill, batch: int, vocab):
+        self.hole, self.vocab = hole, vocab
+        self.constraint = hole.constraint
+        self.generated: list[list[int]] = [[] for _ in range(batch)]
+        self.texts = [b""] * batch
+        self.active = [True] * batch
+        self.states = [self.constraint.initial()] * batch if self.constraint is not None else None
+        self.eos = frozenset(vocab.eos_ids)
+
+    def apply_mask(self, logprobs: torch.Tensor) -> torch.Tensor:
+        """Exclude, in each active row, the tokens its constraint state does not allow."""
+        if self.constraint is None:
+            return logprobs
+        rows = [b for b, on in enumerate(self.active) if on]
+        allowed = unpack_mask(self.constraint.mask([self.states[b] for b in rows]).to(logprobs.device),
+                              logprobs.shape[-1])
+        empty = ~allowed.any(dim=-1)
+        if bool(empty.any()):
+            self._dead_end(rows[int(empty.nonzero()[0])])
+        index = torch.tensor(rows, device=logprobs.device)
+        logprobs[index] = logprobs[index].masked_fill(~allowed, float("-inf"))
+        return logprobs
+
+    def advance(self, tokens: list[int]) -> list[bool]:
+        """Record each active row's token; returns which rows append it to the model's context."""
+        feed = [False] * len(tokens)
+        for b, token in enumerate(tokens):
+            if not self.active[b]:
+                continue
+            if token in self.eos:
+                self.active[b] = False
+                continue
+            self.generated[b].append(token)
+            self.texts[b] += self.vocab.token_bytes[token]
+            if self.constraint is not None:
+                self.states[b] = self.constraint.advance(self.states[b], token)
+            feed[b] = True
+        return feed
+
+    def describe_language(self) -> str:
+        return f" in {self.constraint!r}" if self.constraint is not None else ""
+
+    def _dead_end(self, row: int) -> None:
+        hole = self.hole
+        text = self.texts[row][-60:]
+        if hole.max_tokens is not None and len(self.generated[row]) >= hole.max_tokens - 1:
+            raise BudgetExhaustedError(
+                f"hole '{hole.name}' ({hole.where}) cannot complete its text within {hole.max_tokens} "
+                f"tokens (draw {row}; text so far {text!r})",
+                hint="raise `max N tokens`, or loosen the constraint")
+        raise NoValidTokenError(
+            f"hole '{hole.name}' ({hole.where}): no token can continue the text {text!r} "
+            f"(draw {row}){self.describe_language()}",
+            hint="check that the constraint accepts some text in this context")
 
 
 def decoder_for(method: str, chain: Sequence[tuple[str, Mapping[str, float]]]) -> Decoder:

@@ -110,14 +110,15 @@ def minimize(dfa: ByteDFA) -> ByteDFA:
     n = dfa.num_states
     total = np.vstack([dfa.transitions, np.full((1, 256), n, dtype=np.int32)])
     total[total == DEAD] = n  # an explicit dead state n
+    # Bytes with identical columns act alike everywhere: refine on one column per byte class.
+    total = np.unique(total, axis=1)
     blocks = np.append(dfa.accepting.astype(np.int64), 2)  # dead state: its own block
     count = len(np.unique(blocks))
     while True:
         signature = np.concatenate([blocks[:, None], blocks[total]], axis=1)
         _, refined = np.unique(_rows_as_scalars(signature), return_inverse=True)
-        refined = refined.reshape(-1)
-        new_count = int(refined.max()) + 1
-        blocks = refined
+        blocks = refined.reshape(-1)
+        new_count = int(blocks.max()) + 1
         if new_count == count:
             break
         count = new_count

@@ -37,7 +37,7 @@ class MaskRows:
     """Packed mask rows of DFA states, filled on demand; row 0 is all zeros (the DEAD state)."""
 
     def __init__(self, num_states: int, words: int):
-        self.data = np.zeros((max(num_states, 1) + 1, words), dtype=np.int32)
+        self.data = np.zeros((min(num_states, 63) + 1, words), dtype=np.int32)  # grows by doubling
         self.count = 1
         self.row_of = np.full(num_states + 1, -1, dtype=np.int64)  # row_of[-1]: DEAD
         self.row_of[-1] = 0
@@ -93,9 +93,9 @@ class CompiledConstraint:
         return torch.from_numpy(self._rows(self._complete, states, complete=True))
 
     def advance(self, state: int, token: int) -> int:
-        """The state after ``token``; DEAD if the token is not allowed (EOS keeps an accepting
-        state: it adds no bytes)."""
-        if state == DEAD:
+        """The state after ``token``; DEAD if the token is not allowed or not an id of the
+        vocabulary (EOS keeps an accepting state: it adds no bytes)."""
+        if state == DEAD or not 0 <= token < self.vocab_size:
             return DEAD
         if token in self.eos_ids:
             return state if self.dfa.accepting[state] else DEAD

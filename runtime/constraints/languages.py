@@ -14,6 +14,7 @@ Strings are sets of UTF-8 texts. Builders: :func:`regex`, :func:`literal`, :func
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from genweave.dsl.errors import GenCheckError
@@ -26,14 +27,17 @@ from genweave.runtime.constraints.byte_dfa import (
 from genweave.runtime.constraints.regex import BUILTIN_PATTERNS, regex_dfa
 
 
-class Language:
-    """A regular language over UTF-8 text (abstract). ``key()`` is a canonical cache key."""
+class Language(ABC):
+    """A regular language over UTF-8 text. ``key()`` is a canonical cache key: equal keys, equal
+    languages."""
 
+    @abstractmethod
     def to_dfa(self) -> ByteDFA:
-        raise NotImplementedError
+        """The trim, minimal byte DFA of the language (possibly empty)."""
 
+    @abstractmethod
     def key(self) -> str:
-        raise NotImplementedError
+        """A canonical description, stable across runs (used by the disk cache)."""
 
     def __and__(self, other: Language) -> Language:
         return Intersection(self, _check_language(other))

@@ -23,6 +23,7 @@ import re._parser as sre_parse
 import interegular
 
 from genweave.dsl.errors import GenCheckError
+from genweave.runtime.constraints.alphabet import compress_alphabet
 from genweave.runtime.constraints.byte_dfa import ByteDFA
 from genweave.runtime.constraints.utf8 import char_fsm_to_bytes
 
@@ -64,11 +65,12 @@ def regex_dfa(pattern: str) -> ByteDFA:
         raise GenCheckError(f"regex {pattern!r} uses verbose mode (?x), which is not supported",
                             hint="write the pattern without (?x): remove whitespace and comments")
     try:
-        fsm = interegular.parse_pattern(_escape_code_points(body)).to_fsm()
+        tree, atoms = compress_alphabet(interegular.parse_pattern(_escape_code_points(body)))
+        fsm = tree.to_fsm()
     except (interegular.Unsupported, interegular.InvalidSyntax, ValueError) as error:
         raise GenCheckError(f"regex {pattern!r} cannot be compiled to an automaton: {error}",
                             hint=_HINT) from None
-    return char_fsm_to_bytes(fsm)
+    return char_fsm_to_bytes(fsm, atoms)
 
 
 def strip_edge_anchors(pattern: str) -> str:

@@ -181,10 +181,13 @@ def walk_states(trie_byte, trie_depth, trie_end, trie_lo, trie_hi, sorted_tokens
 def advance_tokens(transitions, accepting, token_offsets, token_data, token_kind, states,
                    tokens, out):  # pragma: no cover - compiled
     """``out[i]``: the state after token ``tokens[i]`` from ``states[i]`` (-1 = dead). EOS keeps an
-    accepting state and kills any other; special and empty tokens always kill."""
+    accepting state and kills any other; special and empty tokens and unknown ids always kill."""
     for i in range(states.shape[0]):
         state = states[i]
         token = tokens[i]
+        if token < 0 or token >= token_kind.shape[0]:
+            out[i] = -1
+            continue
         kind = token_kind[token]
         if state < 0 or kind == 2:
             out[i] = -1

@@ -37,12 +37,17 @@ _VALID = {
 }
 
 
-def char_fsm_to_bytes(fsm: FSM) -> ByteDFA:
-    """The minimal byte-level DFA accepting the UTF-8 encodings of ``fsm``'s language."""
+def char_fsm_to_bytes(fsm: FSM, atoms: dict[str, tuple[int, int]] | None = None) -> ByteDFA:
+    """The minimal byte-level DFA accepting the UTF-8 encodings of ``fsm``'s language.
+
+    ``atoms`` maps a character of ``fsm``'s alphabet to the code point interval it stands for
+    (see :func:`genweave.runtime.constraints.regex.compress_alphabet`); other characters stand
+    for themselves. The intervals must be disjoint.
+    """
     states = sorted(fsm.states, key=repr)
     number = {state: i for i, state in enumerate(states)}
     builder = _ByteStates(len(states))
-    explicit = _explicit_characters(fsm)
+    explicit = _explicit_intervals(fsm, atoms or {})
     for state in states:
         intervals = _intervals(fsm, state, number, explicit)
         builder.rows[number[state]] = builder.expand(intervals)
@@ -52,33 +57,36 @@ def char_fsm_to_bytes(fsm: FSM) -> ByteDFA:
     return minimize(trim(transitions, accepting, number[fsm.initial]))
 
 
-def _explicit_characters(fsm: FSM) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """(sorted code points named by the alphabet, their transition keys, the anything-else key)."""
+def _explicit_intervals(fsm: FSM, atoms: dict[str, tuple[int, int]]):
+    """(lo, hi, key) arrays of the code point intervals named by the alphabet, sorted, and the
+    anything-else key (None when the alphabet has no such class)."""
     mapping = fsm.alphabet._symbol_mapping  # the public Mapping view hides which keys are explicit
-    chars = sorted((ord(c), int(key)) for c, key in mapping.items() if c is not anything_else)
-    points = np.array([c for c, _ in chars], dtype=np.int64)
-    keys = np.array([k for _, k in chars], dtype=np.int64)
+    named = [(atoms.get(c) or (ord(c), ord(c)), int(key)) for c, key in mapping.items() if c is not anything_else]
+    named.sort()
+    lo = np.array([span[0] for span, _ in named], dtype=np.int64)
+    hi = np.array([span[1] for span, _ in named], dtype=np.int64)
+    keys = np.array([key for _, key in named], dtype=np.int64)
     other = mapping.get(anything_else)
-    return points, keys, (None if other is None else int(other))
+    return lo, hi, keys, (None if other is None else int(other))
 
 
 def _intervals(fsm: FSM, state, number: dict, explicit) -> Intervals:
     """The transitions of one character state as code point intervals -> target state numbers."""
-    points, keys, other_key = explicit
+    named_lo, named_hi, keys, other_key = explicit
     outgoing = fsm.map.get(state, {})
     size = 1 + max([int(k) for k in outgoing] + [int(keys.max()) if keys.size else 0, other_key or 0])
     by_key = np.full(size, DEAD, dtype=np.int64)
     for key, target in outgoing.items():
         by_key[int(key)] = number[target]
     other = int(by_key[other_key]) if other_key is not None else DEAD
-    # Segments alternate: the gap before each explicit point (anything else), then the point.
-    gap_lo = np.concatenate([[0], points + 1])
-    gap_hi = np.concatenate([points - 1, [MAX_CODE_POINT]])
-    lo = np.empty(2 * len(points) + 1, dtype=np.int64)
+    # Segments alternate: the gap before each named interval (anything else), then the interval.
+    lo = np.empty(2 * len(named_lo) + 1, dtype=np.int64)
     hi = np.empty_like(lo)
     target = np.empty_like(lo)
-    lo[0::2], hi[0::2], target[0::2] = gap_lo, gap_hi, other
-    lo[1::2], hi[1::2], target[1::2] = points, points, by_key[keys] if keys.size else []
+    lo[0::2] = np.concatenate([[0], named_hi + 1])
+    hi[0::2] = np.concatenate([named_lo - 1, [MAX_CODE_POINT]])
+    target[0::2] = other
+    lo[1::2], hi[1::2], target[1::2] = named_lo, named_hi, by_key[keys] if keys.size else []
     keep = lo <= hi
     lo, hi, target = lo[keep], hi[keep], target[keep]
     starts = np.flatnonzero(np.concatenate([[True], target[1:] != target[:-1]]))

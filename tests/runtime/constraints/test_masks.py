@@ -108,6 +108,9 @@ def test_advance_and_check_agree_with_masks(smollm2_vocab, smollm2_trie):
             if token in allowed and token not in smollm2_vocab.eos_ids:
                 data = smollm2_vocab.token_bytes[token]
                 assert single == constraint.walk(state, data)
+    outside = [-1, len(smollm2_vocab), len(smollm2_vocab) + 5]
+    assert constraint.advance_batch([0, 0, 0], outside).tolist() == [DEAD] * 3
+    assert [constraint.advance(0, token) for token in outside] == [DEAD] * 3
 
 
 def test_trie_holds_every_text_token_once(sp_vocab):

@@ -143,3 +143,42 @@ def _reaches_acceptance(dfa, state) -> bool:
         seen |= nxt
         frontier = list(nxt)
     return False
+
+
+def equivalent(a, b) -> bool:
+    """Two trim DFAs accept the same language: every pair of states reached by the same bytes
+    agrees on acceptance and on which bytes lead on."""
+    seen, queue = {(a.initial, b.initial)}, [(a.initial, b.initial)]
+    for p, q in queue:
+        if a.accepting[p] != b.accepting[q]:
+            return False
+        if not np.array_equal(a.transitions[p] == DEAD, b.transitions[q] == DEAD):
+            return False
+        for pair in set(zip(a.transitions[p].tolist(), b.transitions[q].tolist())) - {(DEAD, DEAD)}:
+            if pair not in seen:
+                seen.add(pair)
+                queue.append(pair)
+    return True
+
+
+def test_alphabet_compression_keeps_the_language(monkeypatch):
+    """Classes of >4096 characters are compressed to atoms; the DFA is the one without."""
+    pattern = r"([\u0400-\u4fff]x|[\u3000-\u9fff]y|[^\u4000-\u40ff]z|.)+"
+    compressed = regex_dfa(pattern)
+    monkeypatch.setattr("genweave.runtime.constraints.alphabet.COMPRESS_ABOVE", 10**9)
+    plain = regex_dfa(pattern)
+    assert equivalent(compressed, plain) and compressed.num_states == plain.num_states
+    assert not equivalent(compressed, regex_dfa(r"([\u0400-\u4fff]x|[\u3000-\u9fff]y|.)+"))
+
+
+def test_huge_classes_match_python_re():
+    pattern = r"[\u0100-\U0010ffff]{1,2}[^\u00e0-\U000e0000]?"
+    dfa = regex_dfa(pattern)
+    compiled = re.compile(pattern, re.ASCII)
+
+    @settings(max_examples=200, deadline=None, database=None)
+    @given(st.text(st.characters(codec="utf-8"), max_size=4))
+    def agree(text):
+        assert dfa.accepts(text.encode()) == bool(compiled.fullmatch(text)), text
+
+    agree()

@@ -1,0 +1,80 @@
+"""Constraint IR -> the runtime's compiled constraints, for one model's vocabulary.
+
+A hole's language combines its constraint, its ``stop`` string and its ``max N tokens``:
+
+* no constraint, no stop: any text (only special tokens are excluded); the budget simply ends it;
+* ``stop S``: the texts that contain ``S`` once, as a suffix;
+* constraint ``C``: the texts of ``C``;
+* ``max N tokens`` on top of either: a :class:`TokenBudget` (the text must be complete in time).
+
+Compiled constraints are cached per (vocabulary, language) in this process, on top of the
+runtime's on-disk cache, so repeated runs reuse mask rows already computed.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from genweave.compiler import ir
+from genweave.dsl.errors import GenCheckError, Span
+from genweave.runtime import constraints as rc
+from genweave.runtime.vocab import Vocabulary
+
+
+def language_of(constraint: ir.ConstraintIR) -> rc.Language:
+    """The runtime language builder of a constraint expression."""
+    match constraint:
+        case ir.Regex(pattern):
+            return rc.regex(pattern)
+        case ir.Choice(options):
+            return rc.choice(list(options))
+        case ir.Literal(text):
+            return rc.literal(text)
+        case ir.Builtin(name):
+            return rc.builtin(name)
+        case ir.Intersect(left, right):
+            return language_of(left) & language_of(right)
+        case ir.Union(left, right):
+            return language_of(left) | language_of(right)
+    raise TypeError(f"not a constraint: {constraint!r}")
+
+
+def hole_language(hole: ir.Hole) -> rc.Language | None:
+    """The language a hole's text must belong to, or None for unconstrained text."""
+    if hole.constraint is not None and hole.stop is not None:
+        raise GenCheckError(f"hole '{hole.name}' has both a constraint and a stop string",
+                            span=hole.span, hint="put the stop text into the constraint instead")
+    if hole.constraint is not None:
+        return language_of(hole.constraint)
+    if hole.stop is not None:
+        return rc.stop(hole.stop)
+    return None
+
+
+def bind_hole(hole: ir.Hole, vocab: Vocabulary, file: str, source: str | None):
+    """The compiled constraint of a hole for ``vocab`` (None for unconstrained text)."""
+    language = hole_language(hole)
+    if language is None:
+        return None
+    try:
+        compiled = _compiled(language, vocab)
+    except GenCheckError as err:
+        if err.span is None:
+            span = hole.span
+            err.span = Span(span.line, span.col, span.end_line, span.end_col, file)
+            err.source = source
+        raise
+    if hole.max_tokens is not None:
+        return rc.TokenBudget(compiled, hole.max_tokens)
+    return compiled
+
+
+@lru_cache(maxsize=8)
+def _trie(vocab: Vocabulary) -> rc.TokenTrie:
+    return rc.TokenTrie.from_vocabulary(vocab)
+
+
+@lru_cache(maxsize=256)
+def _compiled(language: rc.Language, vocab: Vocabulary) -> rc.CompiledConstraint:
+    # Languages are frozen dataclasses, equal when they denote the same expression.
+    return rc.compile_constraint(language, _trie(vocab))

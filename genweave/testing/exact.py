@@ -1,0 +1,195 @@
+"""Exact output distributions of programs on small models, by enumerating every trace.
+
+Two laws of the same program are computed:
+
+* ``target="local"``: the law of what ``sample``/``greedy`` decoding draws — at every step the
+  model's next-token distribution restricted to the tokens the hole's constraint allows,
+  renormalized, then passed through the decoder (temperature or greedy);
+* ``target="global"``: the program's target ``pi / Z`` over token sequences — each trace weighted by
+  the product of the (tempered) model's unmasked step probabilities, end-of-sequence included, and
+  kept only when every hole's text is complete in its language; then normalized.
+
+The two differ whenever a constraint prunes mass that the model would have spent elsewhere; masked
+decoding is exact for the first, SMC converges to the second. Enumeration follows the executor's
+semantics from their definitions (not from its code), which makes it an oracle for the runtime.
+
+Outcomes are keyed by the tuple of each hole's token ids, in hole order; ``value_law`` folds them to
+returned values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from genweave.runtime import chat
+from genweave.runtime.execute import Emit, Fill, Plan, Return, Role
+from genweave.runtime.models.base import LanguageModel
+from genweave.runtime.samplers.draw import unpack_mask
+from genweave.runtime.textmask import text_token_mask
+
+MAX_TRACES = 200_000
+
+
+@dataclass(frozen=True)
+class ExactLaw:
+    """``probs``: outcome (hole token tuples) -> probability; ``values``: outcome -> returned value."""
+
+    probs: dict[tuple[tuple[int, ...], ...], float]
+    values: dict[tuple[tuple[int, ...], ...], Any]
+    log_z: float  # log of the total unnormalized mass (0 for the local law)
+
+    def value_law(self) -> dict[Any, float]:
+        law: dict[Any, float] = {}
+        for outcome, p in self.probs.items():
+            law[self.values[outcome]] = law.get(self.values[outcome], 0.0) + p
+        return law
+
+
+def exact_distribution(program, model: LanguageModel, args: Mapping[str, Any] | None = None, *,
+                       target: str = "local") -> ExactLaw:
+    """Enumerate a program's outputs exactly (see the module docstring).
+
+    ``program`` is a compiled program (``module.name``); ``model`` must expose
+    ``next_token_logprobs(ids)`` (e.g. :class:`~genweave.testing.ToyLM`). Every hole needs a finite
+    set of traces (``max N tokens`` or a finite language).
+    """
+    if target not in ("local", "global"):
+        raise ValueError(f"target must be 'local' or 'global', not {target!r}")
+    from genweave.compiler.plan import plan as bind
+
+    values = program.bind(args or {})
+    bound: Plan = bind(program.ir, model.vocab, file=program.module.file)
+    walker = _Walker(bound, model, target)
+    walker.walk(0, _Trace(dict(values), [], "", "", [], ()), 0.0)
+    total = sum(math.exp(lp) for lp in walker.mass.values())
+    if total <= 0:
+        raise ValueError("the program has no complete trace under this model")
+    probs = {k: math.exp(lp) / total for k, lp in walker.mass.items()}
+    log_z = math.log(total) if target == "global" else 0.0
+    return ExactLaw(probs, walker.values, log_z)
+
+
+@dataclass
+class _Trace:
+    env: dict[str, Any]
+    tokens: list[int]
+    pending: str
+    emitted: str
+    messages: list[dict[str, str]]
+    holes: tuple[tuple[int, ...], ...]
+
+    def copy(self) -> _Trace:
+        return _Trace(dict(self.env), list(self.tokens), self.pending, self.emitted,
+                      [dict(m) for m in self.messages], self.holes)
+
+
+class _Walker:
+    def __init__(self, plan: Plan, model: LanguageModel, target: str):
+        self.plan, self.model, self.target = plan, model, target
+        self.allowed = text_token_mask(model.vocab, "cpu")
+        self.mass: dict[tuple, float] = {}
+        self.values: dict[tuple, Any] = {}
+        self.eos = frozenset(model.vocab.eos_ids)
+
+    def walk(self, index: int, trace: _Trace, logp: float) -> None:
+        steps = self.plan.steps
+        while index < len(steps):
+            step = steps[index]
+            if isinstance(step, Fill):
+                self._fill(step, index, trace, logp)
+                return
+            self._simple(step, trace)
+            index += 1
+        key = trace.holes
+        self.mass[key] = _logaddexp(self.mass.get(key), logp)
+        self.values[key] = trace.env.get("__return__")
+        if len(self.mass) > MAX_TRACES:
+            raise ValueError(f"more than {MAX_TRACES} traces: bound the holes with `max N tokens`")
+
+    def _simple(self, step, trace: _Trace) -> None:
+        match step:
+            case Emit(render):
+                text = render(trace.env)
+                trace.pending += text
+                if trace.messages:
+                    trace.messages[-1]["content"] += text
+            case Role(role, True):
+                prefix = chat.open_message(self.model, trace.messages, role)
+                trace.pending += chat.continuation(trace.emitted + trace.pending, prefix, self.model, role)
+                trace.messages.append({"role": role, "content": ""})
+            case Role(role, False):
+                after = chat.close_message(self.model, trace.messages)
+                trace.pending += chat.continuation(trace.emitted + trace.pending, after, self.model, role)
+            case Return(value):
+                trace.env["__return__"] = value(trace.env)
+
+    def _fill(self, hole: Fill, index: int, trace: _Trace, logp: float) -> None:
+        if trace.pending:
+            prefix = list(self.model.bos_ids) if not trace.tokens else []
+            trace.tokens += prefix + self.model.encode(trace.pending)
+            trace.emitted += trace.pending
+            trace.pending = ""
+        state = hole.constraint.initial() if hole.constraint is not None else None
+        self._step(hole, index, trace, [], b"", state, logp)
+
+    def _step(self, hole: Fill, index: int, trace: _Trace, generated: list[int], text: bytes, state,
+              logp: float) -> None:
+        plain_budget_done = hole.constraint is None and hole.max_tokens is not None \
+            and len(generated) == hole.max_tokens
+        if plain_budget_done:
+            self._end_hole(hole, index, trace, generated, text, logp)
+            return
+        base = self.model.next_token_logprobs(trace.tokens + generated).double()
+        base = base.masked_fill(~self.allowed, float("-inf"))
+        allowed = torch.ones_like(self.allowed)
+        if hole.constraint is not None:
+            allowed = unpack_mask(hole.constraint.mask([state]), base.shape[-1])[0]
+        for token, lp in self._choices(base, allowed):
+            if token in self.eos:
+                if hole.constraint is None or hole.constraint.is_complete(state):
+                    self._end_hole(hole, index, trace, generated, text, logp + lp)
+                continue
+            nxt = hole.constraint.advance(state, token) if hole.constraint is not None else None
+            if hole.constraint is not None and hole.constraint.is_dead(nxt):
+                continue
+            self._step(hole, index, trace, [*generated, token], text + self.model.vocab.token_bytes[token],
+                       nxt, logp + lp)
+
+    def _choices(self, base: torch.Tensor, allowed: torch.Tensor):
+        """(token, log-prob) of each next token under the law being enumerated."""
+        decoder = self.plan.decoder
+        scores = base if decoder.temperature is None else base / decoder.temperature
+        if self.target == "local":
+            scores = scores.masked_fill(~allowed, float("-inf"))
+            if decoder.temperature is None:
+                return [(int(scores.argmax()), 0.0)]
+            logp = torch.log_softmax(scores, -1)
+            return [(t, float(logp[t])) for t in torch.nonzero(allowed & torch.isfinite(logp)).flatten().tolist()]
+        if decoder.temperature is None:
+            raise ValueError("the global target of greedy decoding is not a distribution; use target='local'")
+        logp = torch.log_softmax(scores, -1)
+        return [(t, float(logp[t])) for t in torch.nonzero(allowed & torch.isfinite(logp)).flatten().tolist()]
+
+    def _end_hole(self, hole: Fill, index: int, trace: _Trace, generated: list[int], text: bytes,
+                  logp: float) -> None:
+        branch = trace.copy()
+        decoded = text.decode("utf-8", errors="replace")
+        value = decoded[: len(decoded) - len(hole.stop)] if hole.stop and decoded.endswith(hole.stop) else decoded
+        branch.env[hole.name] = hole.parse(value) if hole.parse else value
+        branch.tokens += generated
+        branch.emitted += decoded
+        if branch.messages:
+            branch.messages[-1]["content"] += decoded
+        branch.holes = (*branch.holes, tuple(generated))
+        self.walk(index + 1, branch, logp)
+
+
+def _logaddexp(a: float | None, b: float) -> float:
+    if a is None:
+        return b
+    return max(a, b) + math.log1p(math.exp(-abs(a - b)))
