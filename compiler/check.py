@@ -1,21 +1,36 @@
-"""Static checks on a parsed module: names, types, roles, parameter ranges.
+"""Static checks on a parsed module: names (through imports), types, roles, parameter ranges,
+embedded regexes/grammars/schemas, and whether the inference can honour each hole's constraint.
 
 ``check(module)`` collects every problem it finds and raises one :class:`GenCheckError` carrying
 all of them (each with its span), so a user fixes several mistakes per run. Warnings (unused
-names) are returned, not raised.
+names) are returned, not raised. ``supported`` says which constructs the runtime executes
+(:mod:`genweave.compiler.features`); the others are errors that name the construct.
+
+>>> from genweave.dsl.parser import parse
+>>> check(parse('program p(a: str) -> str:\\n    return "x"\\n')).warnings[0].message
+"'a' is never used"
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
 from dataclasses import dataclass, field
 
+from genweave.compiler.check_expr import ExprChecker, Names
+from genweave.compiler.check_infer import InferChecker
+from genweave.compiler.check_program import ProgramChecker
+from genweave.compiler.embedded import grammar_problems, regex_problems
+from genweave.compiler.features import LANGUAGE, RUNTIME, SupportedFeatures
+from genweave.compiler.json_schema import schema_problems
+from genweave.compiler.modules import ModuleScope, build_scope, read_relative
+from genweave.compiler.report import Problems, Report
 from genweave.dsl import ast
-from genweave.dsl.errors import GenCheckError, GenError, Span
+from genweave.dsl.errors import GenCheckError, GenError
 
-ROLES = ("system", "user", "assistant")
-PARAM_TYPES = ("str", "int", "float", "bool")
-BUILTIN_CONSTRAINTS = ("int", "float", "bool")
+__all__ = ["LANGUAGE", "RUNTIME", "CheckReport", "SupportedFeatures", "check"]
+
+_EXTERN_REF = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+_WARN_UNUSED = (ast.RegexDecl, ast.GrammarDecl, ast.SchemaDecl, ast.SamplerDecl, ast.ExternDecl)
 
 
 @dataclass
@@ -25,176 +40,129 @@ class CheckReport:
     warnings: list[GenError] = field(default_factory=list)
 
 
-@dataclass
-class _Checker:
-    module: ast.Module
-    errors: list[GenError] = field(default_factory=list)
-    warnings: list[GenError] = field(default_factory=list)
-
-    def error(self, message: str, span: Span, hint: str | None = None) -> None:
-        self.errors.append(GenCheckError(message, span=self._file_span(span), source=self.module.source,
-                                         hint=hint))
-
-    def warn(self, message: str, span: Span) -> None:
-        self.warnings.append(GenError(message, span=self._file_span(span), source=self.module.source))
-
-    def _file_span(self, span: Span) -> Span:
-        return Span(span.line, span.col, span.end_line, span.end_col, self.module.file)
-
-
 def check(module: ast.Module, *, supported: SupportedFeatures | None = None) -> CheckReport:
-    """Check ``module``; raise :class:`GenCheckError` listing every error found."""
-    supported = supported or SupportedFeatures()
-    checker = _Checker(module)
-    _check_declarations(checker, module)
-    models = {d.name: d for d in module.models()}
-    for program in module.programs():
-        _check_program(checker, program, models, supported)
-    if checker.errors:
-        first = checker.errors[0]
+    """Check ``module`` and the modules it uses; raise :class:`GenCheckError` listing every error."""
+    problems = Problems()
+    scope = build_scope(module, problems.errors)
+    _check_module(scope, problems, supported or RUNTIME, seen=set(), warn=True)
+    if not problems.errors:
+        from genweave.compiler.legality import check_legality  # needs the IR: only for error-free source
+
+        check_legality(scope, Report(module, problems, supported or RUNTIME))
+    if problems.errors:
+        first = problems.errors[0]
         raise GenCheckError(first.message, span=first.span, source=first.source, hint=first.hint,
-                            errors=checker.errors)
-    return CheckReport(checker.warnings)
+                            errors=problems.errors)
+    return CheckReport(problems.warnings)
 
 
-@dataclass(frozen=True)
-class SupportedFeatures:
-    """What the runtime can execute today: samplers by name and whether constraints are wired."""
-
-    samplers: frozenset[str] = frozenset({"temperature"})
-    constraints: bool = False
-
-
-def _check_declarations(checker: _Checker, module: ast.Module) -> None:
-    seen: dict[str, ast.Decl] = {}
-    for decl in module.decls:
-        if decl.name in seen:
-            checker.error(f"'{decl.name}' is declared twice (first on line {seen[decl.name].span.line})",
-                          decl.span)
-        seen[decl.name] = decl
-        if isinstance(decl, ast.ModelDecl):
-            if not decl.spec.is_constant:
-                checker.error("a model spec cannot interpolate values", decl.spec.span)
-            if decl.bytes:
-                checker.error("byte-level models (`bytes`) are not supported yet", decl.span)
-        elif isinstance(decl, ast.RegexDecl | ast.SamplerDecl):
-            checker.error(f"`{type(decl).__name__.removesuffix('Decl').lower()}` declarations are not "
-                          "supported yet", decl.span)
-
-
-def _check_program(checker: _Checker, program: ast.ProgramDecl, models: dict[str, ast.ModelDecl],
-                   supported: SupportedFeatures) -> None:
-    chat = bool(models) and next(iter(models.values())).chat
-    names: dict[str, Span] = {}
-    for param in program.params:
-        if param.name in names:
-            checker.error(f"parameter '{param.name}' is declared twice", param.span)
-        names[param.name] = param.span
-        if param.type.name not in PARAM_TYPES or param.type.args:
-            checker.error(f"unknown parameter type '{param.type.name}'", param.type.span,
-                          hint=f"parameters are one of: {', '.join(PARAM_TYPES)}")
-    if program.returns is not None and (program.returns.name != "str" or program.returns.args):
-        checker.error(f"return type '{program.returns.name}' is not supported yet", program.returns.span,
-                      hint="programs return `str` for now")
-    used: set[str] = set()
-    _check_body(checker, program.target, names, used, chat=chat, role=None, supported=supported)
-    if not any(isinstance(s, ast.ReturnStmt) for s in program.target):
-        checker.error(f"program '{program.name}' has no `return`", program.span,
-                      hint="end the target with `return NAME`")
-    _check_infer(checker, program.infer, supported)
-    for name, span in names.items():
-        if name not in used:
-            checker.warn(f"'{name}' is never used", span)
-
-
-def _check_body(checker: _Checker, body: Iterable[ast.Stmt], names: dict[str, Span], used: set[str], *,
-                chat: bool, role: str | None, supported: SupportedFeatures) -> None:
-    returned = False
-    for stmt in body:
-        if returned:
-            checker.error("statement after `return` is never reached", stmt.span)
-            break
-        match stmt:
-            case ast.TextStmt(text):
-                if chat and role is None:
-                    checker.error("text outside a role block in a program on a chat model", stmt.span,
-                                  hint="put it inside `system:`, `user:` or `assistant:`")
-                _check_refs(checker, text, names, used)
-            case ast.RoleBlock(role=inner):
-                if not chat:
-                    checker.error(f"`{inner}:` needs a chat model", stmt.span,
-                                  hint='declare the model with `chat`, e.g. model lm = "smollm2-135m" chat')
-                elif role is not None:
-                    checker.error(f"`{inner}:` inside `{role}:`: role blocks do not nest", stmt.span)
-                _check_body(checker, stmt.body, names, used, chat=chat, role=inner, supported=supported)
-            case ast.GenStmt():
-                if chat and role is None:
-                    checker.error("a hole outside a role block in a program on a chat model", stmt.span,
-                                  hint="put it inside `assistant:`")
-                _check_gen(checker, stmt, names, supported)
-            case ast.ReturnStmt(value):
-                if role is not None:
-                    checker.error("`return` inside a role block", stmt.span,
-                                  hint="return after the block, at the program's top level")
-                _check_refs(checker, value, names, used)
-                returned = True
-
-
-def _check_gen(checker: _Checker, stmt: ast.GenStmt, names: dict[str, Span],
-               supported: SupportedFeatures) -> None:
-    if stmt.target in names:
-        checker.error(f"'{stmt.target}' is already defined (line {names[stmt.target].line})", stmt.span)
-    names[stmt.target] = stmt.span
-    if stmt.constraint is not None and not supported.constraints:
-        checker.error("constrained holes (`gen C`) are not supported yet", stmt.constraint.span,
-                      hint="use `gen [stop S] [max N tokens]`")
-    if stmt.max_tokens is not None and stmt.max_tokens < 1:
-        checker.error("`max N tokens` needs N >= 1", stmt.span)
-    if stmt.stop is not None:
-        if not stmt.stop.is_constant:
-            checker.error("a stop string cannot interpolate values", stmt.stop.span)
-        elif not stmt.stop.constant:
-            checker.error("the stop string is empty", stmt.stop.span)
-
-
-def _check_refs(checker: _Checker, node: ast.Expr, names: dict[str, Span], used: set[str]) -> None:
-    refs = [node] if isinstance(node, ast.Name) else [
-        p.expr for p in getattr(node, "parts", ()) if isinstance(p, ast.Interpolation)]
-    for ref in refs:
-        if ref.id not in names:
-            known = ", ".join(sorted(names)) or "none"
-            checker.error(f"unknown name '{ref.id}'", ref.span, hint=f"names defined here: {known}")
-        used.add(ref.id)
-
-
-def _check_infer(checker: _Checker, infer: Iterable[ast.InferStmt], supported: SupportedFeatures) -> None:
-    seen: dict[type, Span] = {}
-    for stmt in infer:
-        kind = ast.Sample if isinstance(stmt, ast.Greedy | ast.Sample) else type(stmt)
-        if kind in seen:
-            checker.error(f"`{_infer_keyword(stmt)}` conflicts with the statement on line {seen[kind].line}",
-                          stmt.span)
-        seen[kind] = stmt.span
-        match stmt:
-            case ast.Sample(chain) if chain is not None:
-                for stage in chain.stages:
-                    _check_stage(checker, stage, supported)
-            case ast.Draws(count) if count < 1:
-                checker.error("`draws N` needs N >= 1", stmt.span)
-
-
-def _check_stage(checker: _Checker, stage: ast.Stage, supported: SupportedFeatures) -> None:
-    if stage.name not in supported.samplers:
-        checker.error(f"unknown sampler '{stage.name}'", stage.span,
-                      hint=f"available samplers: {', '.join(sorted(supported.samplers))}")
+def _check_module(scope: ModuleScope, problems: Problems, supported: SupportedFeatures, *,
+                  seen: set[str], warn: bool) -> None:
+    if scope.key in seen:
         return
-    if stage.name == "temperature":
-        value = stage.positional.value if stage.positional is not None else None
-        if value is None or stage.options:
-            checker.error("`temperature` takes one number, e.g. `temperature 0.7`", stage.span)
-        elif value < 0:
-            checker.error(f"temperature must be >= 0, got {value}", stage.positional.span)
+    seen.add(scope.key)
+    for inner in {id(s): s for s in [*scope.imports.values(), *(m for m, _ in scope.names.values())]}.values():
+        # Imported modules are held to the same runtime: their programs are inlined where called.
+        _check_module(inner, problems, supported, seen=seen, warn=False)
+    report = Report(scope.module, problems, supported)
+    referenced = _declarations(report, scope)
+    default = scope.default_model()
+    # A module without a model (a library) leaves roles to the model of the program calling it.
+    chat = None if default is None and not warn else bool(default and default.chat)
+    for program in scope.module.programs():
+        referenced |= _program(report, scope, program, chat, warn=warn)
+    if warn:
+        _unused_declarations(report, scope, referenced)
 
 
-def _infer_keyword(stmt: ast.InferStmt) -> str:
-    return {ast.Greedy: "greedy", ast.Sample: "sample", ast.Draws: "draws", ast.Seed: "seed"}[type(stmt)]
+def _declarations(report: Report, scope: ModuleScope) -> set[str]:
+    """Check every declaration; returns the module-level names the declarations refer to."""
+    exprs = ExprChecker(report, scope, Names())
+    seen: dict[str, ast.Decl] = {}
+    for decl in scope.module.decls:
+        names = list(decl.names) if isinstance(decl, ast.UseDecl) and decl.names else [decl.name]
+        for name in names:
+            if name in seen:
+                report.error(f"'{name}' is declared twice (first on line {seen[name].span.line})", decl.span)
+            seen[name] = decl
+        match decl:
+            case ast.ModelDecl():
+                _model(report, scope, decl)
+            case ast.RegexDecl(_, pattern):
+                report.embedded(pattern, regex_problems(pattern.constant))
+            case ast.GrammarDecl(_, source, file):
+                _embedded_file(report, scope, source, file, grammar_problems, "grammar")
+            case ast.SchemaDecl(_, source, file):
+                _embedded_file(report, scope, source, file, schema_problems, "schema")
+            case ast.SamplerDecl(_, chain):
+                InferChecker(report, scope, {}, exprs).chain(chain)
+            case ast.ExternDecl(kind, _, ref):
+                if not ref.is_constant or not _EXTERN_REF.fullmatch(ref.constant):
+                    report.error(f"an extern {kind} names a Python function as \"module:function\"", ref.span,
+                                 hint='e.g. predicate short = extern "mypreds:is_short" prefix')
+    return exprs.referenced
+
+
+def _model(report: Report, scope: ModuleScope, decl: ast.ModelDecl) -> None:
+    if decl.bytes:
+        report.require("bytes", decl.span)
+    if isinstance(decl.spec, ast.String):
+        if not decl.spec.is_constant:
+            report.error("a model spec cannot interpolate values", decl.spec.span)
+        return
+    report.require("ensemble", decl.spec.span)
+    models = {m.name: m for m in scope.module.models()}
+    for name in decl.spec.models:
+        if name not in models or name == decl.name:
+            report.error(f"ensemble member '{name}' is not a declared model", decl.spec.span)
+    weights = decl.spec.weights
+    if weights and len(weights) != len(decl.spec.models):
+        report.error(f"the ensemble has {len(decl.spec.models)} models but {len(weights)} weights", decl.spec.span)
+    for weight in weights:
+        if not weight.value > 0:
+            report.error(f"ensemble weights must be > 0, got {weight.value}", weight.span)
+
+
+def _embedded_file(report: Report, scope: ModuleScope, source: ast.String, file: bool, problems_of,
+                   what: str) -> None:
+    if not file:
+        report.embedded(source, problems_of(source.constant))
+        return
+    if not source.is_constant:
+        report.error(f"a {what} file name cannot interpolate values", source.span)
+        return
+    try:
+        path, text = read_relative(scope, source.constant)
+    except (OSError, UnicodeDecodeError) as err:
+        report.error(f"cannot read {what} file {source.constant!r}: {getattr(err, 'strerror', None) or err}",
+                     source.span)
+        return
+    for message, start, _ in problems_of(text):
+        line = text.count("\n", 0, start) + 1
+        col = start - (text.rfind("\n", 0, start) + 1) + 1
+        report.error(f"{path.name}:{line}:{col}: {message}", source.span)
+
+
+def _program(report: Report, scope: ModuleScope, program: ast.ProgramDecl, chat: bool | None, *,
+             warn: bool) -> set[str]:
+    checker = ProgramChecker(report, scope, program, chat=chat)
+    checker.run()
+    InferChecker(report, scope, checker.holes, checker.exprs).run(program.infer)
+    for name, binding in checker.names.defined:
+        if warn and name not in checker.names.used:
+            report.warn(f"'{name}' is never used", binding.span)
+    return checker.exprs.referenced
+
+
+def _unused_declarations(report: Report, scope: ModuleScope, referenced: set[str]) -> None:
+    for decl in scope.module.decls:
+        if isinstance(decl, _WARN_UNUSED) and decl.name not in referenced:
+            report.warn(f"{_kind(decl)} '{decl.name}' is declared but never used", decl.span)
+        elif isinstance(decl, ast.UseDecl):
+            names = decl.names or (decl.name,)
+            if not any(n in referenced for n in names):
+                report.warn(f"module '{decl.name}' is imported but never used", decl.span)
+
+
+def _kind(decl: ast.Decl) -> str:
+    return decl.kind if isinstance(decl, ast.ExternDecl) else type(decl).__name__.removesuffix("Decl").lower()

@@ -8,6 +8,7 @@ from typing import Any
 from genweave.compiler import ir
 from genweave.compiler.bind_constraints import bind_hole
 from genweave.runtime import execute
+from genweave.runtime.samplers import ChainSpec, build_chain, fold
 from genweave.runtime.vocab import Vocabulary
 
 # How a hole's text becomes its value when its whole constraint is a builtin type.
@@ -18,10 +19,15 @@ def plan(program: ir.Program, vocab: Vocabulary, *, file: str = "<source>",
          source: str | None = None) -> execute.Plan:
     """Bind ``program`` to a model's vocabulary: compiled constraints, closures, the decoder."""
     steps = tuple(_step(op, vocab, file, source) for op in program.ops)
-    decoding = program.decoding
-    chain = [(s.name, dict(s.params)) for s in decoding.chain]
-    return execute.Plan(steps, execute.decoder_for(decoding.method, chain),
+    return execute.Plan(steps, decoding_chain(program.decoding),
                         chat=bool(program.model and program.model.chat))
+
+
+def decoding_chain(decoding: ir.Decoding) -> ChainSpec:
+    """The folded sampler chain of a program's decoding (``greedy()`` for greedy decoding)."""
+    if decoding.method == "greedy":
+        return build_chain([("greedy", {})])
+    return fold(build_chain([(s.name, dict(s.params)) for s in decoding.chain]))
 
 
 def _step(op: ir.Op, vocab: Vocabulary, file: str, source: str | None) -> execute.Step:

@@ -259,6 +259,8 @@ class IfStmt:
     body: tuple[Stmt, ...]
     orelse: tuple[Stmt, ...] = ()
     span: Span = _span()
+    # The line of `else:` (0 when there is none or it is an `elif`), for the formatter's comments.
+    else_line: int = field(default=0, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """Source text -> :class:`genweave.dsl.ast.Module`.
 
-Lark parses with an LALR(1) table and an indentation post-lexer; one :class:`Transformer` turns the
-parse tree into frozen AST nodes with spans. Every failure becomes a :class:`GenSyntaxError` with
-``file:line:col``, the source line and a caret.
+Lark parses with an LALR(1) table and an indentation post-lexer; one transformer
+(:mod:`genweave.dsl.transform`) turns the parse tree into frozen AST nodes with spans. Every
+failure becomes a :class:`GenSyntaxError` with ``file:line:col``, the source line and a caret.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 from lark.indenter import Indenter
 
 from genweave.dsl import ast
 from genweave.dsl.errors import GenError, GenSyntaxError, Span
-from genweave.dsl.strings import parse_string_token
+from genweave.dsl.transform import ToAst
 
 
 class _GenIndenter(Indenter):
@@ -42,8 +42,17 @@ class _GenIndenter(Indenter):
 @cache
 def _lark() -> Lark:
     grammar = resources.files("genweave.dsl").joinpath("grammar.lark").read_text()
-    return Lark(grammar, parser="lalr", postlex=_GenIndenter(), propagate_positions=True,
-                maybe_placeholders=True, cache=False)
+    return Lark(grammar, parser="lalr", postlex=_GenIndenter(), propagate_positions=_positioned,
+                maybe_placeholders=True, cache=False, start=["start", "interp"])
+
+
+def _positioned(node) -> bool:
+    # Spans end at a node's last real token, not at the newline (and comment) that ends its line.
+    return not (isinstance(node, Token) and node.type in ("_NL", "_INDENT", "_DEDENT"))
+
+
+# Blocks and sub-expressions nest at most this deep (the stages after parsing recurse on nesting).
+MAX_DEPTH = 100
 
 
 def parse(source: str, file: str = "<source>") -> ast.Module:
@@ -55,32 +64,90 @@ def parse(source: str, file: str = "<source>") -> ast.Module:
     """
     text = source if source.endswith("\n") else source + "\n"
     try:
-        tree = _lark().parse(text)
-        module = _ToAst(source, file).transform(tree)
+        tree = _lark().parse(text, start="start")
+        _check_depth(tree)
+        decls = ToAst(source, file, _interpolation_parser(source, file)).transform(tree)
     except VisitError as err:  # errors raised inside the transformer arrive wrapped
         raise _located(err.orig_exc, source, file) from None
     except GenError as err:
         raise _located(err, source, file) from None
     except UnexpectedInput as err:
         raise _syntax_error(err, source, file) from None
-    return ast.Module(module, file=file, source=source)
+    return ast.Module(decls, file=file, source=source)
+
+
+def parse_expression(text: str, origin: Span | None = None, *, source: str | None = None,
+                     file: str = "<source>") -> ast.Expr:
+    """Parse one expression (what ``{...}`` interpolations and the Python builders accept).
+
+    ``origin`` is where ``text`` starts in ``source`` (spans and errors are shifted to it).
+
+    >>> parse_expression("len(x) + 1")
+    Binary(op='+', left=Call(func=Name(id='len'), args=(Name(id='x'),), kwargs=()), right=Number(value=1))
+    """
+    source = text if source is None else source
+    line, col = (origin.line, origin.col) if origin is not None else (1, 1)
+    try:
+        tree = _lark().parse(text, start="interp")
+        _check_depth(tree)
+        return ToAst(source, file, _interpolation_parser(source, file), (line, col)).transform(tree)
+    except VisitError as err:
+        raise _located(err.orig_exc, source, file) from None
+    except GenError as err:
+        raise _located(err, source, file) from None
+    except UnexpectedInput as err:
+        shifted = _syntax_error(err, text, file)
+        at = shifted.span
+        if at.line == 1:
+            at = Span(line, col + at.col - 1, line, col + at.end_col - 1, file)
+        else:
+            at = Span(line + at.line - 1, at.col, line + at.line - 1, at.end_col, file)
+        raise GenSyntaxError(f"invalid expression inside '{{...}}': {shifted.message}", span=at,
+                             source=source) from None
+
+
+def _interpolation_parser(source: str, file: str):
+    def parse_interpolation(text: str, origin: Span) -> ast.Expr:
+        return parse_expression(text, origin, source=source, file=file)
+    return parse_interpolation
+
+
+def _check_depth(tree: Tree) -> None:
+    """A :class:`GenSyntaxError` at the first node nested deeper than :data:`MAX_DEPTH`."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            meta = node.meta
+            span = Span(meta.line, meta.column, meta.line, meta.column + 1) if not meta.empty else None
+            raise GenSyntaxError(f"the program nests too deeply (more than {MAX_DEPTH} levels of blocks "
+                                 "and sub-expressions)", span=span,
+                                 hint="split the expression with `let`, or the block into programs")
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+
+
+def parse_bytes(data: bytes, file: str = "<source>") -> ast.Module:
+    """Decode UTF-8 ``data`` and parse it; undecodable input raises :class:`GenSyntaxError`."""
+    try:
+        source = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise GenSyntaxError(f"cannot read {file!r}: not UTF-8 text ({err.reason} at byte "
+                             f"{err.start})") from None
+    return parse(source, file=file)
 
 
 def parse_file(path: str | Path) -> ast.Module:
     """Read and parse a ``.gen`` file; unreadable files raise :class:`GenSyntaxError`."""
     path = Path(path)
     try:
-        source = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise GenSyntaxError(f"cannot read {str(path)!r}: no such file") from None
     except IsADirectoryError:
         raise GenSyntaxError(f"cannot read {str(path)!r}: it is a directory") from None
-    except UnicodeDecodeError as err:
-        raise GenSyntaxError(f"cannot read {str(path)!r}: not UTF-8 text ({err.reason} at byte "
-                             f"{err.start})") from None
     except OSError as err:
         raise GenSyntaxError(f"cannot read {str(path)!r}: {err.strerror}") from None
-    return parse(source, file=str(path))
+    return parse_bytes(data, file=str(path))
 
 
 def _located(err: BaseException, source: str, file: str) -> GenError:
@@ -95,26 +162,37 @@ def _located(err: BaseException, source: str, file: str) -> GenError:
 # Friendly names for the terminals a user can be told were expected.
 _TERMINAL_NAMES = {
     "_NL": "end of line", "_INDENT": "an indented block", "_DEDENT": "end of block",
-    "NAME": "a name", "STRING": "a string literal", "INT": "an integer", "SIGNED_NUMBER": "a number",
-    "ROLE": "a role (system, user, assistant)", "COLON": "':'", "EQUAL": "'='", "LPAR": "'('",
-    "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "VBAR": "'|'", "AMPERSAND": "'&'",
-    "__ANON_0": "'->'", "$END": "end of file",
+    "NAME": "a name", "STRING": "a string literal", "INT": "an integer", "NUMBER": "a number",
+    "ROLE": "a role (system, user, assistant)", "$END": "end of file",
 }
+# Tokens that continue an expression; listed together as "an operator".
+_OPERATORS = frozenset({"or", "and", "in", "+", "-", "*", "/", "//", "%", "==", "!=", "<", "<=", ">", ">=",
+                        ".", "[", "("})
+
+
+@cache
+def _terminal_texts() -> dict[str, str]:
+    """Terminal name -> the literal text it matches (for keywords and punctuation)."""
+    return {t.name: t.pattern.value for t in _lark().terminals if t.pattern.type == "str"}
 
 
 def _describe_expected(expected: set[str]) -> str:
-    names = []
-    for term in sorted(expected):
+    texts = _terminal_texts()
+    names: set[str] = set()
+    operators = {texts[t] for t in expected if texts.get(t) in _OPERATORS}
+    if operators:
+        names.add("an operator")
+    for term in expected:
         if term in _TERMINAL_NAMES:
-            names.append(_TERMINAL_NAMES[term])
-        elif term.isupper():
-            names.append(f"'{term.lower()}'")
-    names = sorted(set(names))
+            names.add(_TERMINAL_NAMES[term])
+        elif term in texts and texts[term] not in operators:
+            names.add(f"'{texts[term]}'")
     if not names:
         return ""
-    if len(names) > 8:
-        names = names[:8] + ["..."]
-    return "; expected " + ", ".join(names)
+    ordered = sorted(names, key=lambda n: (n.startswith("'"), n))
+    if len(ordered) > 8:
+        ordered = ordered[:8] + ["..."]
+    return "; expected " + ", ".join(ordered)
 
 
 def _syntax_error(err: UnexpectedInput, source: str, file: str) -> GenSyntaxError:
@@ -146,165 +224,3 @@ def _syntax_error(err: UnexpectedInput, source: str, file: str) -> GenSyntaxErro
     elif isinstance(err, UnexpectedToken) and err.token.type not in ("$END", "_NL"):
         width = max(1, len(str(err.token.value).split("\n")[0]))
     return GenSyntaxError(message, span=Span(line, col, line, col + width, file), source=source)
-
-
-def _token_span(token: Token) -> Span:
-    return Span(token.line, token.column, token.end_line, token.end_column)
-
-
-def _meta_span(meta) -> Span:
-    if getattr(meta, "empty", True):
-        return ast.NO_SPAN
-    return Span(meta.line, meta.column, meta.end_line, meta.end_column)
-
-
-@v_args(meta=True)
-class _ToAst(Transformer):
-    """Parse tree -> AST. Method names follow the grammar's rule and alias names."""
-
-    def __init__(self, source: str, file: str):
-        super().__init__()
-        self.source = source
-        self.file = file
-
-    def _string(self, token: Token) -> ast.String:
-        return parse_string_token(str(token), _token_span(token), self.source)
-
-    # declarations
-    def start(self, meta, decls):
-        return tuple(decls)
-
-    def model_decl(self, meta, items):
-        name, spec, *flags = items
-        flags = {str(f.children[0]) for f in flags}
-        return ast.ModelDecl(str(name), self._string(spec), chat="chat" in flags, bytes="bytes" in flags,
-                             span=_meta_span(meta))
-
-    def regex_decl(self, meta, items):
-        name, pattern = items
-        return ast.RegexDecl(str(name), self._string(pattern), span=_meta_span(meta))
-
-    def sampler_decl(self, meta, items):
-        name, chain = items
-        return ast.SamplerDecl(str(name), chain, span=_meta_span(meta))
-
-    def program_decl(self, meta, items):
-        name, *rest = items
-        params = tuple(p for p in rest if isinstance(p, ast.Param))
-        returns = next((r for r in rest if isinstance(r, ast.TypeRef)), None)
-        body = [r for r in rest if isinstance(r, tuple)]
-        short = any(getattr(r, "short", False) for r in rest)
-        target = body[0] if body else ()
-        infer = body[1] if len(body) > 1 else ()
-        return ast.ProgramDecl(str(name), params, returns, tuple(target), tuple(infer), short_form=short,
-                               span=_meta_span(meta))
-
-    def param(self, meta, items):
-        name, type_ = items
-        return ast.Param(str(name), type_, span=_meta_span(meta))
-
-    def type(self, meta, items):
-        name, arg = items
-        return ast.TypeRef(str(name), (arg,) if arg is not None else (), span=_meta_span(meta))
-
-    def short_body(self, meta, stmts):
-        return _ShortBody(stmts)
-
-    def target_section(self, meta, stmts):
-        return tuple(stmts)
-
-    def infer_section(self, meta, stmts):
-        return tuple(stmts)
-
-    # target statements
-    def text_stmt(self, meta, items):
-        return ast.TextStmt(self._string(items[0]), span=_meta_span(meta))
-
-    def role_inline(self, meta, items):
-        role, text = items
-        body = (ast.TextStmt(self._string(text), span=_token_span(text)),)
-        return ast.RoleBlock(str(role), body, inline=True, span=_meta_span(meta))
-
-    def role_block(self, meta, items):
-        role, *body = items
-        return ast.RoleBlock(str(role), tuple(body), span=_meta_span(meta))
-
-    def gen_stmt(self, meta, items):
-        target, constraint, *options = items
-        stop = next((o[1] for o in options if o[0] == "stop"), None)
-        max_tokens = next((o[1] for o in options if o[0] == "max"), None)
-        for kind in ("stop", "max"):
-            repeated = [o for o in options if o[0] == kind]
-            if len(repeated) > 1:
-                raise GenSyntaxError(f"'{kind}' given twice for hole '{target}'", span=repeated[1][2])
-        return ast.GenStmt(str(target), constraint, stop, max_tokens, span=_meta_span(meta))
-
-    def stop_option(self, meta, items):
-        return ("stop", self._string(items[0]), _meta_span(meta))
-
-    def max_option(self, meta, items):
-        return ("max", int(items[0]), _meta_span(meta))
-
-    def return_stmt(self, meta, items):
-        return ast.ReturnStmt(items[0], span=_meta_span(meta))
-
-    # constraints
-    def c_union(self, meta, items):
-        return ast.BinaryC("|", items[0], items[1], span=_meta_span(meta))
-
-    def c_inter(self, meta, items):
-        return ast.BinaryC("&", items[0], items[1], span=_meta_span(meta))
-
-    def c_regex(self, meta, items):
-        return ast.RegexC(self._string(items[0]), span=_meta_span(meta))
-
-    def c_choice(self, meta, items):
-        return ast.ChoiceC(tuple(self._string(t) for t in items if t is not None), span=_meta_span(meta))
-
-    def c_literal(self, meta, items):
-        return ast.LiteralC(self._string(items[0]), span=_meta_span(meta))
-
-    def c_name(self, meta, items):
-        return ast.NamedC(str(items[0]), span=_meta_span(meta))
-
-    # expressions
-    def e_name(self, meta, items):
-        return ast.Name(str(items[0]), span=_meta_span(meta))
-
-    def e_string(self, meta, items):
-        return self._string(items[0])
-
-    def e_number(self, meta, items):
-        return items[0]
-
-    def number(self, meta, items):
-        text = str(items[0])
-        value = float(text) if any(c in text for c in ".eE") else int(text)
-        return ast.Number(value, span=_meta_span(meta))
-
-    # inference
-    def greedy_stmt(self, meta, items):
-        return ast.Greedy(span=_meta_span(meta))
-
-    def sample_stmt(self, meta, items):
-        return ast.Sample(items[0], span=_meta_span(meta))
-
-    def draws_stmt(self, meta, items):
-        return ast.Draws(int(items[0]), span=_meta_span(meta))
-
-    def seed_stmt(self, meta, items):
-        return ast.Seed(int(items[0]), span=_meta_span(meta))
-
-    def chain(self, meta, stages):
-        return ast.Chain(tuple(stages), span=_meta_span(meta))
-
-    def stage(self, meta, items):
-        name, positional, *rest = items
-        options = tuple((str(rest[i]), rest[i + 1]) for i in range(0, len(rest), 2))
-        return ast.Stage(str(name), positional, options, span=_meta_span(meta))
-
-
-class _ShortBody(tuple):
-    """The statements of a program without ``target:``/``infer:`` headers."""
-
-    short = True

@@ -35,6 +35,14 @@ def parse_string_token(text: str, span: Span, source: str, parse_expr: ExprParse
     return ast.String(tuple(_cook(body, origin, source, parse_expr)), raw=False, triple=triple, span=span)
 
 
+def verbatim_string_token(text: str, span: Span) -> ast.String:
+    """A STRING token whose body is taken as written, whatever its prefix: the text of an embedded
+    regex, Lark grammar or JSON Schema (those languages have their own escapes, and JSON's braces
+    are not interpolations). ``raw`` still records an ``r`` prefix, for the formatter."""
+    raw, triple, body, _ = _split(text, span)
+    return ast.String((body,) if body else (), raw=raw, triple=triple, span=span)
+
+
 def _split(text: str, span: Span) -> tuple[bool, bool, str, _Cursor]:
     raw = text[0] in "rR"
     body_start = 1 if raw else 0
@@ -184,12 +192,16 @@ def _token_text(span: Span, source: str) -> str | None:
     return text if len(text) >= 2 and text.endswith('"') else None
 
 
-def quote(string: ast.String, format_expr: Callable[[ast.Expr], str] | None = None) -> str:
-    """Source text of a string literal (the formatter's inverse of :func:`parse_string_token`)."""
+def quote(string: ast.String, format_expr: Callable[[ast.Expr], str] | None = None, *,
+          verbatim: bool = False) -> str:
+    """Source text of a string literal (the formatter's inverse of :func:`parse_string_token`, or
+    of :func:`verbatim_string_token` when ``verbatim``)."""
+    if verbatim:
+        delim = '"""' if string.triple else '"'
+        return f"{'r' if string.raw else ''}{delim}{string.constant}{delim}"
     if string.raw:
-        body = string.constant
-        delim = '"""' if string.triple or '"' in body or "\n" in body else '"'
-        return f"r{delim}{body}{delim}"
+        delim = '"""' if string.triple else '"'
+        return f"r{delim}{string.constant}{delim}"
     pieces = []
     for part in string.parts:
         if isinstance(part, ast.Interpolation):
@@ -199,6 +211,19 @@ def quote(string: ast.String, format_expr: Callable[[ast.Expr], str] | None = No
             pieces.append(_escape_text(part, string.triple))
     delim = '"""' if string.triple else '"'
     return f"{delim}{''.join(pieces)}{delim}"
+
+
+def make_string(text: str, *, verbatim: bool = False) -> ast.String:
+    """A string node for ``text`` that :func:`quote` can print and the parser reads back the same
+    (what the Python builders create). ``verbatim``: the text of an embedded regex, grammar or
+    schema, quoted raw (triple-quoted when it holds a newline or a quote)."""
+    if not verbatim:
+        return ast.String((text,) if text else (), triple="\n" in text)
+    single = "\n" not in text and '"' not in text and not text.endswith("\\")
+    if single or ('"""' not in text and not text.endswith(('"', "\\"))):
+        return ast.String((text,) if text else (), raw=True, triple=not single)
+    raise GenSyntaxError(f"cannot quote {text[:40]!r} as a raw string: it contains a triple quote "
+                         "or ends with a quote or a backslash")
 
 
 def _escape_text(text: str, triple: bool) -> str:

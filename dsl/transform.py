@@ -10,7 +10,7 @@ from lark import Token, Transformer, v_args
 
 from genweave.dsl import ast
 from genweave.dsl.errors import GenSyntaxError, Span
-from genweave.dsl.strings import ExprParser, parse_string_token
+from genweave.dsl.strings import ExprParser, parse_string_token, verbatim_string_token
 
 _BINARY = {"e_or": "or", "e_andop": "and", "e_eq": "==", "e_ne": "!=", "e_lt": "<", "e_le": "<=",
            "e_gt": ">", "e_ge": ">=", "e_in": "in", "e_add": "+", "e_sub": "-", "e_mul": "*",
@@ -57,6 +57,9 @@ class ToAst(Transformer):
     def string(self, token: Token) -> ast.String:
         return parse_string_token(str(token), self.token_span(token), self.source, self.parse_expr)
 
+    def verbatim(self, token: Token) -> ast.String:
+        return verbatim_string_token(str(token), self.token_span(token))
+
     # --- declarations ------------------------------------------------------------------------------
     def start(self, meta, decls):
         return tuple(decls)
@@ -75,11 +78,14 @@ class ToAst(Transformer):
     def model_decl(self, meta, items):
         name, spec, *flags = items
         spec = self.string(spec) if isinstance(spec, Token) else spec
-        flags = [str(f.children[0]) for f in flags]
+        flags = [str(f) for f in flags]
         for flag in ("chat", "bytes"):
             if flags.count(flag) > 1:
                 raise GenSyntaxError(f"'{flag}' given twice for model '{name}'", span=self.span(meta))
         return ast.ModelDecl(str(name), spec, chat="chat" in flags, bytes="bytes" in flags, span=self.span(meta))
+
+    def model_flag(self, meta, items):
+        return str(items[0])
 
     def ensemble(self, meta, items):
         models = tuple(i for i in items if isinstance(i, str) and not isinstance(i, Token))
@@ -88,15 +94,15 @@ class ToAst(Transformer):
 
     def regex_decl(self, meta, items):
         name, pattern = items
-        return ast.RegexDecl(str(name), self.string(pattern), span=self.span(meta))
+        return ast.RegexDecl(str(name), self.verbatim(pattern), span=self.span(meta))
 
     def grammar_decl(self, meta, items):
         name, file, text = items
-        return ast.GrammarDecl(str(name), self.string(text), file=file is not None, span=self.span(meta))
+        return ast.GrammarDecl(str(name), self.string(text) if file else self.verbatim(text), file=file is not None, span=self.span(meta))
 
     def schema_decl(self, meta, items):
         name, file, text = items
-        return ast.SchemaDecl(str(name), self.string(text), file=file is not None, span=self.span(meta))
+        return ast.SchemaDecl(str(name), self.string(text) if file else self.verbatim(text), file=file is not None, span=self.span(meta))
 
     def sampler_decl(self, meta, items):
         name, chain = items
@@ -189,20 +195,22 @@ class ToAst(Transformer):
         body = tuple(s for s in rest if not isinstance(s, tuple) and s is not None)
         clauses = [c for c in rest if isinstance(c, tuple)]
         orelse: tuple = ()
+        else_line = 0
         for clause in reversed(clauses):  # elif a: x else: y -> else: (if a: x else: y)
             if clause[0] == "else":
-                orelse = clause[1]
+                orelse, else_line = clause[1], clause[2]
             else:
                 _, cond, stmts, span = clause
-                orelse = (ast.IfStmt(cond, stmts, orelse, span=span),)
-        return ast.IfStmt(condition, body, orelse, span=self.span(meta))
+                orelse = (ast.IfStmt(cond, stmts, orelse, span=span, else_line=else_line),)
+                else_line = 0
+        return ast.IfStmt(condition, body, orelse, span=self.span(meta), else_line=else_line)
 
     def elif_clause(self, meta, items):
         condition, *body = items
         return ("elif", condition, tuple(body), self.span(meta))
 
     def else_clause(self, meta, items):
-        return ("else", tuple(items))
+        return ("else", tuple(items), self.span(meta).line)
 
     def for_stmt(self, meta, items):
         var, iterable, *body = items
@@ -231,10 +239,10 @@ class ToAst(Transformer):
         return ast.BinaryC("&", items[0], items[1], span=self.span(meta))
 
     def c_regex(self, meta, items):
-        return ast.RegexC(self.string(items[0]), span=self.span(meta))
+        return ast.RegexC(self.verbatim(items[0]), span=self.span(meta))
 
     def c_json(self, meta, items):
-        return ast.JsonC(self.string(items[0]), span=self.span(meta))
+        return ast.JsonC(self.verbatim(items[0]), span=self.span(meta))
 
     def c_json_name(self, meta, items):
         span = self.span(meta)
@@ -242,7 +250,7 @@ class ToAst(Transformer):
         return ast.JsonC(ast.NamedC(items[0], span=name_span), span=span)
 
     def c_lark(self, meta, items):
-        return ast.LarkC(self.string(items[0]), span=self.span(meta))
+        return ast.LarkC(self.verbatim(items[0]), span=self.span(meta))
 
     def c_choice(self, meta, items):
         return ast.ChoiceC(tuple(self.string(t) for t in items if t is not None), span=self.span(meta))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from genweave.compiler import ir
-from genweave.compiler.check import CheckReport, SupportedFeatures, check
+from genweave.compiler.check import CheckReport, check
 from genweave.compiler.lower import lower
 from genweave.compiler.pipeline import optimize
 from genweave.compiler.plan import plan
@@ -19,9 +19,6 @@ from genweave.runtime.execute import run_plan
 from genweave.runtime.models.base import LanguageModel
 from genweave.runtime.models.registry import DEFAULT_MODEL, load_model
 from genweave.runtime.result import Result, Results
-
-# What the runtime executes today; the checker rejects the rest with an error naming it.
-RUNTIME_FEATURES = SupportedFeatures(samplers=frozenset({"temperature"}), constraints=True)
 
 _CONVERTERS = {"str": str, "int": int, "float": float, "bool": None}
 
@@ -37,7 +34,7 @@ def compile(source_or_path: str | Path) -> Module:  # noqa: A001 - the public ve
         module = parse_file(source_or_path)
     else:
         module = parse(source_or_path)
-    report = check(module, supported=RUNTIME_FEATURES)
+    report = check(module)  # against what the runtime executes (compiler/features.py)
     programs = {name: optimize(p) for name, p in lower(module).items()}
     return Module(module, programs, report)
 

@@ -1,9 +1,13 @@
 """The executor: runs a bound plan on a model, all draws as the rows of one batch.
 
-Rows share one KV-cached model state. Text is buffered per row and tokenized when a hole needs
-the context (so consecutive literals and template pieces are tokenized together), then each hole
-is decoded token by token for every unfinished row at once: one forward, one masked draw, and a
-little per-row bookkeeping per step (never a loop over the vocabulary).
+Rows share KV-cached model state. Text is buffered per row and tokenized when a hole needs the
+context (so consecutive literals and template pieces are tokenized together); each hole is then
+decoded token by token for every unfinished row at once: one forward, one masked draw through the
+sampler chain, and a little per-row bookkeeping per step (never a loop over the vocabulary).
+
+Control flow can differ between rows: at a branch or a loop the rows split into groups that go on
+separately, each with the model state of its own rows (``LanguageModel.select``); groups never merge
+again, so a program without data-dependent control flow stays one batch from start to end.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from genweave.dsl.errors import BudgetExhaustedError, GenRuntimeError, NoValidTo
 from genweave.runtime import chat
 from genweave.runtime.models.base import LanguageModel
 from genweave.runtime.result import Result, Results
-from genweave.runtime.samplers.draw import unpack_mask
+from genweave.runtime.samplers import ChainSpec, gumbel_argmax, unpack_mask
 from genweave.runtime.textmask import text_token_mask
 
 Env = Mapping[str, Any]
@@ -59,43 +63,50 @@ class Fill:
 
 
 @dataclass(frozen=True)
-class Return:
+class Assign:
+    """Bind ``name`` to ``value(values)`` (``let``, a loop variable)."""
+
+    name: str
     value: Callable[[Env], Any]
 
 
-Step = Emit | Role | Fill | Return
+@dataclass(frozen=True)
+class Branch:
+    """Run ``then`` for the rows where ``test(values)`` holds, ``orelse`` for the others."""
+
+    test: Callable[[Env], Any]
+    then: tuple[Step, ...]
+    orelse: tuple[Step, ...] = ()
 
 
-class Decoder:
-    """Turns next-token log-probs into one token per row.
+@dataclass(frozen=True)
+class Loop:
+    """Run ``body`` once per item of ``items(values)``, with ``var`` bound to the item."""
 
-    ``sample(logprobs, generator) -> (tokens[B], logprobs of the drawn tokens[B])``; greedy
-    decoding reports log-prob 0 (a point mass).
-    """
+    var: str
+    items: Callable[[Env], Sequence[Any]]
+    body: tuple[Step, ...]
 
-    def __init__(self, temperature: float | None):
-        self.temperature = temperature  # None: greedy
 
-    @property
-    def is_greedy(self) -> bool:
-        return self.temperature is None
+@dataclass(frozen=True)
+class Return:
+    """End the program for these rows with ``value(values)``."""
 
-    def sample(self, logprobs: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor,
-                                                                                             torch.Tensor]:
-        if self.temperature is None:
-            tokens = logprobs.argmax(dim=-1)
-            return tokens, torch.zeros(tokens.shape, dtype=logprobs.dtype, device=logprobs.device)
-        scaled = torch.log_softmax(logprobs / self.temperature, dim=-1)
-        tokens = torch.multinomial(scaled.exp(), 1, generator=generator).squeeze(-1)
-        return tokens, scaled.gather(-1, tokens[:, None]).squeeze(-1)
+    value: Callable[[Env], Any]
+
+
+Step = Emit | Role | Fill | Assign | Branch | Loop | Return
 
 
 @dataclass(frozen=True)
 class Plan:
-    """A program bound to a model: the steps, how to decode, how many draws."""
+    """A program bound to a model: the steps, the sampler chain every hole draws through.
+
+    ``chain`` is folded already; a ``greedy()`` chain decodes greedily.
+    """
 
     steps: tuple[Step, ...]
-    decoder: Decoder
+    chain: ChainSpec
     chat: bool
     guarantee: str = "local"
 
@@ -104,13 +115,20 @@ def run_plan(plan: Plan, model: LanguageModel, args: Env, *, draws: int = 1,
              seed: int | None = None) -> Results:
     """Run ``plan`` ``draws`` times as one batch and return every draw."""
     run = _Run(plan, model, args, draws, seed)
-    for step in plan.steps:
-        run.do(step)
+    run.execute(plan.steps, _Group(list(range(draws)), None))
     return Results(tuple(run.results()))
 
 
+@dataclass
+class _Group:
+    """Rows (draw indices) that run the same steps together, with their model state."""
+
+    rows: list[int]
+    state: Any
+
+
 class _Run:
-    """The mutable state of one batched execution."""
+    """The mutable state of one batched execution; per-row data is indexed by draw."""
 
     def __init__(self, plan: Plan, model: LanguageModel, args: Env, draws: int, seed: int | None):
         self.plan, self.model, self.batch = plan, model, draws
@@ -120,137 +138,200 @@ class _Run:
         self.tokens: list[list[int]] = [[] for _ in range(draws)]
         self.messages: list[list[dict[str, str]]] = [[] for _ in range(draws)]
         self.hole_tokens: list[dict[str, tuple[int, ...]]] = [{} for _ in range(draws)]
-        self.logprob = torch.zeros(draws, dtype=torch.float64)
+        self.logprob = [0.0] * draws
         self.value: list[Any] = [None] * draws
-        self.state = None
         self.generator = None
         if seed is not None:
             self.generator = torch.Generator(device=model.device).manual_seed(seed)
-        self.excluded = ~text_token_mask(model.vocab, str(model.device))
+        self.allowed = text_token_mask(model.vocab, str(model.device))
+        self.compiled_chain = {}
 
-    def do(self, step: Step) -> None:
+    # --- control ------------------------------------------------------------------------------
+    def execute(self, steps: tuple[Step, ...], group: _Group) -> None:
+        """Run ``steps`` for ``group``; splits at branches and loops (an explicit work stack,
+        so long loops never deepen Python's recursion)."""
+        work = [(steps, group)]
+        while work:
+            steps, group = work.pop()
+            for index, step in enumerate(steps):
+                if isinstance(step, Branch | Loop):
+                    work.extend(reversed(self._split(step, steps[index + 1:], group)))
+                    break
+                if isinstance(step, Return):
+                    for row in group.rows:
+                        self.value[row] = step.value(self.env[row])
+                    break
+                self._do(step, group)
+
+    def _split(self, step: Branch | Loop, rest: tuple[Step, ...], group: _Group):
+        """The (steps, group) pairs that continue after a branch or a loop, in row order."""
+        if isinstance(step, Branch):
+            truth = [bool(step.test(self.env[row])) for row in group.rows]
+            arms = [(True, step.then), (False, step.orelse)]
+            return [(body + rest, self._subgroup(group, [k for k, t in enumerate(truth) if t is flag]))
+                    for flag, body in arms if flag in truth]
+        items = [list(step.items(self.env[row])) for row in group.rows]
+        out = []
+        for count in sorted({len(i) for i in items}):
+            members = [k for k, i in enumerate(items) if len(i) == count]
+            unrolled: list[Step] = []
+            for position in range(count):
+                unrolled.append(Assign(step.var, _item_getter(step, position)))
+                unrolled.extend(step.body)
+            for k in members:
+                self.env[group.rows[k]][_items_key(step)] = items[k]
+            out.append((tuple(unrolled) + rest, self._subgroup(group, members)))
+        return out
+
+    def _subgroup(self, group: _Group, members: list[int]) -> _Group:
+        if len(members) == len(group.rows):
+            return group
+        state = None if group.state is None else self.model.select(group.state, members)
+        return _Group([group.rows[k] for k in members], state)
+
+    def _do(self, step: Step, group: _Group) -> None:
         match step:
             case Emit(render):
-                for b in range(self.batch):
-                    text = render(self.env[b])
-                    self.pending[b] += text
-                    if self.messages[b]:
-                        self.messages[b][-1]["content"] += text
+                for row in group.rows:
+                    text = render(self.env[row])
+                    self.pending[row] += text
+                    if self.messages[row]:
+                        self.messages[row][-1]["content"] += text
             case Role(role, True):
-                self._open_role(role)
+                self._open_role(role, group.rows)
             case Role(role, False):
-                self._close_role(role)
+                self._close_role(role, group.rows)
+            case Assign(name, value):
+                for row in group.rows:
+                    self.env[row][name] = value(self.env[row])
             case Fill():
-                self._fill(step)
-            case Return(value):
-                self.value = [value(env) for env in self.env]
+                self._fill(step, group)
 
     # --- chat ----------------------------------------------------------------------------------
-    def _open_role(self, role: str) -> None:
-        for b in range(self.batch):
-            before = self.emitted[b] + self.pending[b]
-            prefix = chat.open_message(self.model, self.messages[b], role)
-            self.pending[b] += chat.continuation(before, prefix, self.model, role)
-            self.messages[b].append({"role": role, "content": ""})
+    def _open_role(self, role: str, rows: list[int]) -> None:
+        for row in rows:
+            before = self.emitted[row] + self.pending[row]
+            prefix = chat.open_message(self.model, self.messages[row], role)
+            self.pending[row] += chat.continuation(before, prefix, self.model, role)
+            self.messages[row].append({"role": role, "content": ""})
 
-    def _close_role(self, role: str) -> None:
-        for b in range(self.batch):
-            before = self.emitted[b] + self.pending[b]
-            after = chat.close_message(self.model, self.messages[b])
-            self.pending[b] += chat.continuation(before, after, self.model, role)
+    def _close_role(self, role: str, rows: list[int]) -> None:
+        for row in rows:
+            before = self.emitted[row] + self.pending[row]
+            after = chat.close_message(self.model, self.messages[row])
+            self.pending[row] += chat.continuation(before, after, self.model, role)
 
     # --- tokens --------------------------------------------------------------------------------
-    def _flush(self) -> None:
+    def _flush(self, group: _Group) -> None:
         """Tokenize each row's pending text and feed it to the model."""
-        pieces = [self.model.encode(text) if text else [] for text in self.pending]
-        if self.state is None:
-            pieces = [[*self.model.bos_ids, *p] for p in pieces]
+        model = self.model
+        pieces = [model.encode(self.pending[row]) if self.pending[row] else [] for row in group.rows]
+        if group.state is None:
+            pieces = [[*model.bos_ids, *p] for p in pieces]
             if not all(pieces):
                 raise GenRuntimeError("the context is empty before the first hole",
                                       hint="start the program with a prompt literal")
             if all(p == pieces[0] for p in pieces):
                 # Identical prompts (the usual case for draws): one prefill, duplicated rows.
-                self.state = self.model.select(self.model.prefill([pieces[0]]), [0] * self.batch)
+                group.state = model.select(model.prefill([pieces[0]]), [0] * len(pieces))
             else:
-                self.state = self.model.prefill(pieces)
+                group.state = model.prefill(pieces)
         elif any(pieces):
             width = max(len(p) for p in pieces)
-            grid = torch.zeros((self.batch, width), dtype=torch.long)
-            for b, p in enumerate(pieces):
-                grid[b, :len(p)] = torch.tensor(p, dtype=torch.long)
-            lengths = torch.tensor([len(p) for p in pieces])
-            self.state, _ = self.model.extend(self.state, grid.to(self.model.device),
-                                              None if bool((lengths == width).all()) else lengths)
-        for b, p in enumerate(pieces):
-            self.tokens[b] += p
-            self.emitted[b] += self.pending[b]
-            self.pending[b] = ""
+            grid = torch.zeros((len(pieces), width), dtype=torch.long)
+            for k, p in enumerate(pieces):
+                grid[k, :len(p)] = torch.tensor(p, dtype=torch.long)
+            lengths = [len(p) for p in pieces]
+            ragged = None if min(lengths) == width else torch.tensor(lengths, device=model.device)
+            group.state, _ = model.extend(group.state, grid.to(model.device), ragged)
+        for row, p in zip(group.rows, pieces):
+            self.tokens[row] += p
+            self.emitted[row] += self.pending[row]
+            self.pending[row] = ""
 
     # --- holes ---------------------------------------------------------------------------------
-    def _fill(self, hole: Fill) -> None:
-        self._flush()
-        model, batch = self.model, self.batch
-        fill = _HoleDecoding(hole, batch, model.vocab)
-        budget = hole.max_tokens if hole.max_tokens is not None else self._context_left()
+    def _fill(self, hole: Fill, group: _Group) -> None:
+        self._flush(group)
+        model, rows = self.model, group.rows
+        fill = _HoleDecoding(hole, len(rows), model.vocab)
+        chain = self.plan.chain.compile(len(model.vocab), device=model.device, batch=len(rows))
+        chain_state = chain.new_state(len(rows), [self.tokens[r] for r in rows]) if chain.stateful else None
+        budget = hole.max_tokens if hole.max_tokens is not None else self._context_left(rows)
         if hole.constraint is not None:
             budget += 1  # the last step may be the (possibly forced) end-of-sequence
-        for _ in range(budget):
-            logprobs = model.logits(self.state).masked_fill(self.excluded, float("-inf"))
-            logprobs = fill.apply_mask(logprobs)
-            tokens, chosen = self.plan.decoder.sample(logprobs, self.generator)
-            self.logprob += torch.where(torch.tensor(fill.active), chosen.double().cpu(), 0.0)
-            feed = fill.advance(tokens.tolist())
+        for position in range(budget):
+            logits = model.logits(group.state)
+            mask = fill.mask(self.allowed, logits.shape)
+            where = f"hole '{hole.name}' ({hole.where}), token {position}"
+            logprobs = chain.logprobs(logits, chain_state, mask=mask, context=where)
+            tokens = logprobs.argmax(dim=-1) if chain.is_greedy else gumbel_argmax(logprobs, self.generator)
+            chosen = logprobs.gather(1, tokens[:, None]).squeeze(1).tolist()
+            token_list = tokens.tolist()
+            for k, row in enumerate(rows):
+                if fill.active[k]:
+                    self.logprob[row] += chosen[k]
+            if chain_state is not None:
+                chain_state.advance([t if on else -1 for t, on in zip(token_list, fill.active)])
+            feed = fill.advance(token_list)
             if any(feed):
                 lengths = None if all(feed) else torch.tensor(feed, dtype=torch.long, device=tokens.device)
-                self.state, _ = model.extend(self.state, tokens[:, None], lengths)
+                group.state, _ = model.extend(group.state, tokens[:, None], lengths)
             if not any(fill.active):
                 break
         else:
-            self._out_of_budget(hole, fill)
-        self._finish_hole(hole, fill)
+            self._out_of_budget(hole, fill, rows)
+        self._finish_hole(hole, fill, rows)
 
-    def _out_of_budget(self, hole: Fill, fill: _HoleDecoding) -> None:
+    def _out_of_budget(self, hole: Fill, fill: _HoleDecoding, rows: list[int]) -> None:
         # A plain hole may end anywhere, so a full budget ends it. A hole that must end inside its
         # language (a stop string, a constraint) and has not is a dead end, never truncated.
         if hole.constraint is None and hole.max_tokens is not None:
             return
-        rows = [b for b in range(self.batch) if fill.active[b]]
-        if rows:
+        late = [k for k, on in enumerate(fill.active) if on]
+        if late:
             reason = ("because the model's context window is full" if hole.max_tokens is None
                       else f"before its text was complete{fill.describe_language()}")
             raise BudgetExhaustedError(
                 f"hole '{hole.name}' ({hole.where}) used all its token budget {reason} "
-                f"(draw {rows[0]}; text so far {fill.texts[rows[0]][-60:]!r})",
+                f"(draw {rows[late[0]]}; text so far {fill.texts[late[0]][-60:]!r})",
                 hint="raise `max N tokens`, or constrain the hole so it can end in time")
 
-    def _finish_hole(self, hole: Fill, fill: _HoleDecoding) -> None:
-        for b in range(self.batch):
-            text = fill.texts[b].decode("utf-8", errors="replace")
+    def _finish_hole(self, hole: Fill, fill: _HoleDecoding, rows: list[int]) -> None:
+        for k, row in enumerate(rows):
+            text = fill.texts[k].decode("utf-8", errors="replace")
             value = text
             if hole.stop is not None and value.endswith(hole.stop):
                 value = value[: len(value) - len(hole.stop)]
             if hole.parse is not None:
                 value = hole.parse(value)
-            self.env[b][hole.name] = value
-            self.tokens[b] += fill.generated[b]
-            self.hole_tokens[b][hole.name] = tuple(fill.generated[b])
-            self.emitted[b] += text
-            if self.messages[b]:
-                self.messages[b][-1]["content"] += text
+            self.env[row][hole.name] = value
+            self.tokens[row] += fill.generated[k]
+            self.hole_tokens[row][hole.name] = tuple(fill.generated[k])
+            self.emitted[row] += text
+            if self.messages[row]:
+                self.messages[row][-1]["content"] += text
 
-    def _context_left(self) -> int:
-        limit = getattr(self.model, "context_window", None) or 1_000_000
-        return max(1, limit - max(len(t) for t in self.tokens))
+    def _context_left(self, rows: list[int]) -> int:
+        limit = self.model.context_window or 1_000_000
+        return max(1, limit - max(len(self.tokens[r]) for r in rows))
 
     def results(self) -> list[Result]:
         out = []
-        for b in range(self.batch):
-            text = self.emitted[b] + self.pending[b]
-            holes = {name: self.env[b][name] for name in self.hole_tokens[b]}
-            logprob = 0.0 if self.plan.decoder.is_greedy else float(self.logprob[b])
-            out.append(Result(self.value[b], text, holes, tuple(self.tokens[b]), logprob,
-                              self.plan.guarantee, dict(self.hole_tokens[b])))
+        for row in range(self.batch):
+            text = self.emitted[row] + self.pending[row]
+            holes = {name: self.env[row][name] for name in self.hole_tokens[row]}
+            out.append(Result(self.value[row], text, holes, tuple(self.tokens[row]), self.logprob[row],
+                              self.plan.guarantee, dict(self.hole_tokens[row])))
         return out
+
+
+def _items_key(loop: Loop) -> str:
+    return f"\x00items:{id(loop)}"
+
+
+def _item_getter(loop: Loop, position: int) -> Callable[[Env], Any]:
+    key = _items_key(loop)
+    return lambda env: env[key][position]
 
 
 class _HoleDecoding:
@@ -265,59 +346,49 @@ class _HoleDecoding:
         self.states = [self.constraint.initial()] * batch if self.constraint is not None else None
         self.eos = frozenset(vocab.eos_ids)
 
-    def apply_mask(self, logprobs: torch.Tensor) -> torch.Tensor:
-        """Exclude, in each active row, the tokens its constraint state does not allow."""
+    def mask(self, allowed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        """Bool ``[B, V]``: text tokens, narrowed in each active row to what its constraint allows."""
+        full = allowed.expand(shape)
         if self.constraint is None:
-            return logprobs
-        rows = [b for b, on in enumerate(self.active) if on]
-        allowed = unpack_mask(self.constraint.mask([self.states[b] for b in rows]).to(logprobs.device),
-                              logprobs.shape[-1])
-        empty = ~allowed.any(dim=-1)
+            return full
+        rows = [k for k, on in enumerate(self.active) if on]
+        packed = self.constraint.mask([self.states[k] for k in rows]).to(allowed.device)
+        narrowed = unpack_mask(packed, shape[-1]) & allowed
+        empty = ~narrowed.any(dim=-1)
         if bool(empty.any()):
             self._dead_end(rows[int(empty.nonzero()[0])])
-        index = torch.tensor(rows, device=logprobs.device)
-        logprobs[index] = logprobs[index].masked_fill(~allowed, float("-inf"))
-        return logprobs
+        full = full.clone()
+        full[torch.tensor(rows, device=allowed.device)] = narrowed
+        return full
 
     def advance(self, tokens: list[int]) -> list[bool]:
         """Record each active row's token; returns which rows append it to the model's context."""
         feed = [False] * len(tokens)
-        for b, token in enumerate(tokens):
-            if not self.active[b]:
+        for k, token in enumerate(tokens):
+            if not self.active[k]:
                 continue
             if token in self.eos:
-                self.active[b] = False
+                self.active[k] = False
                 continue
-            self.generated[b].append(token)
-            self.texts[b] += self.vocab.token_bytes[token]
+            self.generated[k].append(token)
+            self.texts[k] += self.vocab.token_bytes[token]
             if self.constraint is not None:
-                self.states[b] = self.constraint.advance(self.states[b], token)
-            feed[b] = True
+                self.states[k] = self.constraint.advance(self.states[k], token)
+            feed[k] = True
         return feed
 
     def describe_language(self) -> str:
         return f" in {self.constraint!r}" if self.constraint is not None else ""
 
-    def _dead_end(self, row: int) -> None:
+    def _dead_end(self, k: int) -> None:
         hole = self.hole
-        text = self.texts[row][-60:]
-        if hole.max_tokens is not None and len(self.generated[row]) >= hole.max_tokens - 1:
+        text = self.texts[k][-60:]
+        if hole.max_tokens is not None and len(self.generated[k]) >= hole.max_tokens - 1:
             raise BudgetExhaustedError(
                 f"hole '{hole.name}' ({hole.where}) cannot complete its text within {hole.max_tokens} "
-                f"tokens (draw {row}; text so far {text!r})",
+                f"tokens (text so far {text!r})",
                 hint="raise `max N tokens`, or loosen the constraint")
         raise NoValidTokenError(
-            f"hole '{hole.name}' ({hole.where}): no token can continue the text {text!r} "
-            f"(draw {row}){self.describe_language()}",
+            f"hole '{hole.name}' ({hole.where}): no token can continue the text {text!r}"
+            f"{self.describe_language()}",
             hint="check that the constraint accepts some text in this context")
-
-
-def decoder_for(method: str, chain: Sequence[tuple[str, Mapping[str, float]]]) -> Decoder:
-    """The decoder of an ``infer:`` block (greedy, or sampling through a temperature)."""
-    temperature = 1.0
-    for name, params in chain:
-        if name == "temperature":
-            temperature *= float(params["t"])
-    if method == "greedy" or temperature == 0:
-        return Decoder(None)
-    return Decoder(temperature)

@@ -4,9 +4,9 @@ Two laws of the same program are computed:
 
 * ``target="local"``: the law of what ``sample``/``greedy`` decoding draws — at every step the
   model's next-token distribution restricted to the tokens the hole's constraint allows,
-  renormalized, then passed through the decoder (temperature or greedy);
+  renormalized, then passed through the program's sampler chain (greedy is a point mass);
 * ``target="global"``: the program's target ``pi / Z`` over token sequences — each trace weighted by
-  the product of the (tempered) model's unmasked step probabilities, end-of-sequence included, and
+  the product of the chain-processed model's unmasked step probabilities, end-of-sequence included, and
   kept only when every hole's text is complete in its language; then normalized.
 
 The two differ whenever a constraint prunes mass that the model would have spent elsewhere; masked
@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from genweave.runtime import chat
-from genweave.runtime.execute import Emit, Fill, Plan, Return, Role
+from genweave.runtime.execute import Assign, Branch, Emit, Fill, Loop, Plan, Return, Role
 from genweave.runtime.models.base import LanguageModel
 from genweave.runtime.samplers.draw import unpack_mask
 from genweave.runtime.textmask import text_token_mask
@@ -58,14 +58,20 @@ def exact_distribution(program, model: LanguageModel, args: Mapping[str, Any] | 
     ``next_token_logprobs(ids)`` (e.g. :class:`~genweave.testing.ToyLM`). Every hole needs a finite
     set of traces (``max N tokens`` or a finite language).
     """
-    if target not in ("local", "global"):
-        raise ValueError(f"target must be 'local' or 'global', not {target!r}")
     from genweave.compiler.plan import plan as bind
 
     values = program.bind(args or {})
-    bound: Plan = bind(program.ir, model.vocab, file=program.module.file)
-    walker = _Walker(bound, model, target)
-    walker.walk(0, _Trace(dict(values), [], "", "", [], ()), 0.0)
+    return plan_distribution(bind(program.ir, model.vocab, file=program.module.file), model, values,
+                             target=target)
+
+
+def plan_distribution(plan: Plan, model: LanguageModel, values: Mapping[str, Any], *,
+                      target: str = "local") -> ExactLaw:
+    """:func:`exact_distribution` of a plan already bound to ``model`` (runtime-level tests)."""
+    if target not in ("local", "global"):
+        raise ValueError(f"target must be 'local' or 'global', not {target!r}")
+    walker = _Walker(plan, model, target)
+    walker.walk(plan.steps, _Trace(dict(values), [], "", "", [], ()), 0.0)
     total = sum(math.exp(lp) for lp in walker.mass.values())
     if total <= 0:
         raise ValueError("the program has no complete trace under this model")
@@ -91,20 +97,34 @@ class _Trace:
 class _Walker:
     def __init__(self, plan: Plan, model: LanguageModel, target: str):
         self.plan, self.model, self.target = plan, model, target
+        self.chain = plan.chain.compile(len(model.vocab), batch=1)
+        if target == "global" and self.chain.is_greedy:
+            raise ValueError("the global target of greedy decoding is not a distribution; use target='local'")
         self.allowed = text_token_mask(model.vocab, "cpu")
         self.mass: dict[tuple, float] = {}
         self.values: dict[tuple, Any] = {}
         self.eos = frozenset(model.vocab.eos_ids)
 
-    def walk(self, index: int, trace: _Trace, logp: float) -> None:
-        steps = self.plan.steps
-        while index < len(steps):
-            step = steps[index]
-            if isinstance(step, Fill):
-                self._fill(step, index, trace, logp)
-                return
-            self._simple(step, trace)
-            index += 1
+    def walk(self, steps: tuple, trace: _Trace, logp: float) -> None:
+        """Follow one trace through ``steps`` (the rest of the program), branching at holes."""
+        while steps:
+            step, steps = steps[0], steps[1:]
+            match step:
+                case Fill():
+                    self._fill(step, steps, trace, logp)
+                    return
+                case Branch(test, then, orelse):
+                    steps = (then if test(trace.env) else orelse) + steps
+                case Loop(var, items, body):
+                    unrolled = []
+                    for item in list(items(trace.env)):
+                        unrolled += [Assign(var, lambda env, item=item: item), *body]
+                    steps = tuple(unrolled) + steps
+                case Return(value):
+                    trace.env["__return__"] = value(trace.env)
+                    break
+                case _:
+                    self._simple(step, trace)
         key = trace.holes
         self.mass[key] = _logaddexp(self.mass.get(key), logp)
         self.values[key] = trace.env.get("__return__")
@@ -125,57 +145,68 @@ class _Walker:
             case Role(role, False):
                 after = chat.close_message(self.model, trace.messages)
                 trace.pending += chat.continuation(trace.emitted + trace.pending, after, self.model, role)
-            case Return(value):
-                trace.env["__return__"] = value(trace.env)
+            case Assign(name, value):
+                trace.env[name] = value(trace.env)
 
-    def _fill(self, hole: Fill, index: int, trace: _Trace, logp: float) -> None:
+    def _fill(self, hole: Fill, rest: tuple, trace: _Trace, logp: float) -> None:
         if trace.pending:
             prefix = list(self.model.bos_ids) if not trace.tokens else []
             trace.tokens += prefix + self.model.encode(trace.pending)
             trace.emitted += trace.pending
             trace.pending = ""
         state = hole.constraint.initial() if hole.constraint is not None else None
-        self._step(hole, index, trace, [], b"", state, logp)
+        self._step(hole, rest, trace, [], b"", state, logp, [])
 
-    def _step(self, hole: Fill, index: int, trace: _Trace, generated: list[int], text: bytes, state,
-              logp: float) -> None:
+    def _step(self, hole: Fill, rest: tuple, trace: _Trace, generated: list[int], text: bytes, state,
+              logp: float, masks: list[torch.Tensor]) -> None:
         plain_budget_done = hole.constraint is None and hole.max_tokens is not None \
             and len(generated) == hole.max_tokens
         if plain_budget_done:
-            self._end_hole(hole, index, trace, generated, text, logp)
+            self._end_hole(hole, rest, trace, generated, text, logp)
             return
-        base = self.model.next_token_logprobs(trace.tokens + generated).double()
-        base = base.masked_fill(~self.allowed, float("-inf"))
-        allowed = torch.ones_like(self.allowed)
+        allowed = self.allowed.clone()
         if hole.constraint is not None:
-            allowed = unpack_mask(hole.constraint.mask([state]), base.shape[-1])[0]
-        for token, lp in self._choices(base, allowed):
+            allowed &= unpack_mask(hole.constraint.mask([state]), allowed.shape[-1])[0]
+        masks = [*masks, allowed]
+        step = self._step_logprobs(trace.tokens, generated, masks)
+        for token in torch.nonzero(allowed & torch.isfinite(step)).flatten().tolist():
+            lp = float(step[token])
             if token in self.eos:
                 if hole.constraint is None or hole.constraint.is_complete(state):
-                    self._end_hole(hole, index, trace, generated, text, logp + lp)
+                    self._end_hole(hole, rest, trace, generated, text, logp + lp)
                 continue
             nxt = hole.constraint.advance(state, token) if hole.constraint is not None else None
             if hole.constraint is not None and hole.constraint.is_dead(nxt):
                 continue
-            self._step(hole, index, trace, [*generated, token], text + self.model.vocab.token_bytes[token],
-                       nxt, logp + lp)
+            self._step(hole, rest, trace, [*generated, token], text + self.model.vocab.token_bytes[token],
+                       nxt, logp + lp, masks)
 
-    def _choices(self, base: torch.Tensor, allowed: torch.Tensor):
-        """(token, log-prob) of each next token under the law being enumerated."""
-        decoder = self.plan.decoder
-        scores = base if decoder.temperature is None else base / decoder.temperature
-        if self.target == "local":
-            scores = scores.masked_fill(~allowed, float("-inf"))
-            if decoder.temperature is None:
-                return [(int(scores.argmax()), 0.0)]
-            logp = torch.log_softmax(scores, -1)
-            return [(t, float(logp[t])) for t in torch.nonzero(allowed & torch.isfinite(logp)).flatten().tolist()]
-        if decoder.temperature is None:
-            raise ValueError("the global target of greedy decoding is not a distribution; use target='local'")
-        logp = torch.log_softmax(scores, -1)
-        return [(t, float(logp[t])) for t in torch.nonzero(allowed & torch.isfinite(logp)).flatten().tolist()]
+    def _step_logprobs(self, prompt: list[int], generated: list[int],
+                       masks: list[torch.Tensor]) -> torch.Tensor:
+        """Next-token log-probs of the law being enumerated (``[V]``), after the sampler chain.
 
-    def _end_hole(self, hole: Fill, index: int, trace: _Trace, generated: list[int], text: bytes,
+        ``masks[i]`` is what step ``i`` of the hole allowed (the last one is this step's). Stateful
+        samplers are replayed along the hole's tokens so far, each step under its own mask, as the
+        executor advances them. Local law: the chain sees the mask (renormalized); global target:
+        the chain's unmasked law (the caller restricts it to the mask without renormalizing).
+        """
+        chain = self.chain
+        state = chain.new_state(1, [prompt]) if chain.stateful else None
+        context = list(prompt)
+        for token, allowed in zip(generated, masks):
+            if state is not None:
+                chain.logprobs(self._model_row(context), state, mask=self._chain_mask(allowed))
+                state.advance([token])
+            context.append(token)
+        return chain.logprobs(self._model_row(context), state, mask=self._chain_mask(masks[-1]))[0]
+
+    def _chain_mask(self, allowed: torch.Tensor) -> torch.Tensor:
+        return (allowed if self.target == "local" else self.allowed)[None]
+
+    def _model_row(self, context: list[int]) -> torch.Tensor:
+        return self.model.next_token_logprobs(context)[None]
+
+    def _end_hole(self, hole: Fill, rest: tuple, trace: _Trace, generated: list[int], text: bytes,
                   logp: float) -> None:
         branch = trace.copy()
         decoded = text.decode("utf-8", errors="replace")
@@ -186,7 +217,7 @@ class _Walker:
         if branch.messages:
             branch.messages[-1]["content"] += decoded
         branch.holes = (*branch.holes, tuple(generated))
-        self.walk(index + 1, branch, logp)
+        self.walk(rest, branch, logp)
 
 
 def _logaddexp(a: float | None, b: float) -> float:

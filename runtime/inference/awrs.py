@@ -34,8 +34,9 @@ and token ``-1``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Protocol
 
 import numpy as np
@@ -97,35 +98,35 @@ class ListOrder:
     """An explicit order: ``tokens`` with probabilities ``probs``, then unlisted tokens of total
     mass ``tail`` (``fallback()``, if given, returns the full order when the walk needs it)."""
 
-    def __init__(self, tokens: np.ndarray, probs: np.ndarray, tail: float = 0.0,
-                 fallback: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None):
-        self._set(tokens, probs, tail)
-        self._fallback = fallback if tail > 0.0 else None
+    __slots__ = ("tokens", "probs", "tail", "_suffix", "_fallback")
 
-    def _set(self, tokens: np.ndarray, probs: np.ndarray, tail: float) -> None:
-        self.tokens = np.asarray(tokens, dtype=np.int64)
-        self.probs = np.asarray(probs, dtype=np.float64)
-        # suffix[i] = sum of probs[i:] + tail: a sum over the remaining tokens
-        self.suffix = np.append(np.cumsum(self.probs[::-1])[::-1], 0.0) + tail
-        self.tail = tail
+    def __init__(self, tokens: Sequence[int], probs: Sequence[float], tail: float = 0.0,
+                 fallback: Callable[[], tuple[Sequence[int], Sequence[float]]] | None = None):
+        self.tokens, self.probs, self.tail = [int(t) for t in tokens], [float(q) for q in probs], float(tail)
+        self._suffix: list[float] | None = None
+        self._fallback = fallback if tail > 0.0 else None
 
     def _extend(self, i: int) -> bool:
         if i < len(self.tokens) or self._fallback is None:
             return i < len(self.tokens)
         tokens, probs = self._fallback()
         self._fallback = None
-        self._set(tokens, probs, 0.0)
+        self.tokens, self.probs, self.tail = [int(t) for t in tokens], [float(q) for q in probs], 0.0
+        self._suffix = None
         return i < len(self.tokens)
 
     def token(self, i: int) -> int | None:
-        return int(self.tokens[i]) if self._extend(i) else None
+        return self.tokens[i] if self._extend(i) else None
 
     def prob(self, i: int) -> float:
-        return float(self.probs[i])
+        return self.probs[i]
 
     def remaining(self, i: int) -> float:
         self._extend(i)
-        return float(self.suffix[min(i, len(self.tokens))])
+        if self._suffix is None:
+            # suffix[i] = sum of probs[i:] + tail: a sum over the remaining tokens
+            self._suffix = list(accumulate(reversed(self.probs), initial=self.tail))[::-1]
+        return self._suffix[min(i, len(self.tokens))]
 
 
 def gumbel_keys(logw: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -148,22 +149,22 @@ def walk_orders(logw: torch.Tensor, probs: torch.Tensor, generator: torch.Genera
     top_keys, top = keys.topk(k, dim=-1)
     tail = pool.scatter(1, top, 0.0).sum(-1, keepdim=True)
     # one copy: keys, probabilities, ids (exact in float64) and the tail mass of every row
-    host = torch.cat([top_keys, pool.gather(1, top), top.to(torch.float64), tail], dim=1).cpu().numpy()
+    host = torch.cat([top_keys, pool.gather(1, top), top.to(torch.float64), tail], dim=1).cpu()
+    finite = torch.isfinite(host[:, :k]).sum(dim=1).tolist()  # -inf keys come last: zero mass or removed
+    host = host.tolist()
     orders = []
-    for b in range(logw.shape[0]):
-        finite = int(np.isfinite(host[b, :k]).sum())  # -inf keys come last: zero mass or removed
-        fallback = None if finite < k else _full_order(keys[b], pool[b])
-        orders.append(ListOrder(host[b, 2 * k: 2 * k + finite].astype(np.int64), host[b, k: k + finite],
-                                float(host[b, 3 * k]) if finite == k else 0.0, fallback))
+    for b, row in enumerate(host):
+        n = finite[b]
+        fallback = None if n < k else _full_order(keys[b], pool[b])
+        orders.append(ListOrder(row[2 * k: 2 * k + n], row[k: k + n], row[3 * k] if n == k else 0.0, fallback))
     return orders
 
 
 def _full_order(keys: torch.Tensor, pool: torch.Tensor) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
     def full() -> tuple[np.ndarray, np.ndarray]:
         order = keys.argsort(descending=True)
-        finite = int(torch.isfinite(keys).sum())
-        order = order[:finite]
-        return order.cpu().numpy(), pool[order].cpu().numpy()
+        order = order[: int(torch.isfinite(keys).sum())]
+        return order.tolist(), pool[order].tolist()
     return full
 
 

@@ -3,7 +3,8 @@
 A :class:`Potential` assigns log-weights to the text a hole has produced so far (``prefix``) and
 to a finished text (``complete``). Every potential keeps a per-sequence *state* that it advances
 one token at a time (the text so far for text potentials, the automaton state for a compiled
-constraint), so the runtime never re-reads a whole text to score one more token.
+constraint), so the runtime never re-reads a whole text to score one more token. States are
+immutable values (``advance`` returns a new one): particles share them after resampling.
 
 * **Boolean** potentials (``boolean = True``) take only the values ``0`` (holds) and ``-inf``
   (fails): ``where`` predicates, ``condition``, compiled constraints.

@@ -26,7 +26,13 @@ from genweave.runtime.samplers.builders import (
     typical,
     xtc,
 )
-from genweave.runtime.samplers.chain import build_chain, check_chain, fold, move_temperature_last, standard_chain
+from genweave.runtime.samplers.chain import (
+    build_chain,
+    check_chain,
+    fold,
+    move_temperature_last,
+    standard_chain,
+)
 from genweave.runtime.samplers.compiled import CompiledChain, compile_batch
 from genweave.runtime.samplers.draw import gumbel_argmax, pack_mask, unpack_mask
 from genweave.runtime.samplers.registry import SAMPLERS, make_stage, positional_param, registry_table

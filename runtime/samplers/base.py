@@ -117,9 +117,11 @@ class Param:
         return tuple(sorted(merged.items()))
 
     def error(self, sampler: str, value: object) -> GenCheckError:
-        return GenCheckError(
-            f"{sampler}: parameter {self.name} must be {self.describe_range()}, got {value!r}",
-            hint=f"{self.name}: {self.doc}")
+        allowed = self.describe_range()
+        if self.kind == "float":
+            allowed = "a number in " + allowed
+        return GenCheckError(f"{sampler}: parameter {self.name} must be {allowed}, got {value!r}",
+                             hint=f"{self.name}: {self.doc}")
 
 
 def _num(x: float) -> str:
@@ -356,9 +358,9 @@ class Work:
         self.ranked = Ranked(values, index)
         return self.ranked
 
-    def kth_largest(self, k: torch.Tensor, k_max: int) -> torch.Tensor:
-        """The ``k``-th largest logit of each row (``k`` is ``[R, 1]``, 1-based), as ``[B, 1]``."""
-        if k_max <= 1:
+    def kth_largest(self, k: torch.Tensor | None, k_max: int) -> torch.Tensor:
+        """The ``k``-th largest logit of each row (``k`` is ``[R, 1]``, 1-based; None: 1), as ``[B, 1]``."""
+        if k is None or k_max <= 1:
             return self.z.amax(dim=-1, keepdim=True)
         ranked = self.view(k_max)
         index = rows_of(k, self.z.shape[0]).clamp(max=ranked.size) - 1

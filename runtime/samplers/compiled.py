@@ -20,7 +20,15 @@ from collections.abc import Sequence
 import torch
 
 from genweave.dsl.errors import GenCheckError, GenRuntimeError, NaNLogitsError, NoValidTokenError
-from genweave.runtime.samplers.base import NEG_INF, ChainSpec, CompileContext, CompiledStage, Stage, Work, as_chain
+from genweave.runtime.samplers.base import (
+    NEG_INF,
+    ChainSpec,
+    CompileContext,
+    CompiledStage,
+    Stage,
+    Work,
+    as_chain,
+)
 from genweave.runtime.samplers.chain import check_chain
 from genweave.runtime.samplers.draw import gumbel_argmax, unpack_mask
 from genweave.runtime.samplers.mirostat import CompiledMirostat
@@ -58,7 +66,7 @@ def compile_batch(chains: Sequence[ChainSpec | Stage], vocab_size: int, *, devic
     ctx = CompileContext(vocab_size, torch.device(device), vocab)
     stages = tuple(type(column[0]).compile_rows(column, ctx) for column in zip(*(c.stages for c in chains)))
     return CompiledChain(chains[0] if len(chains) == 1 else tuple(chains), stages, ctx, batch,
-                         _layout(chains, stages, ctx), mask_last)
+                         _layout(chains, stages, ctx), mask_last, len(chains))
 
 
 def _layout(chains: Sequence[ChainSpec], stages: Sequence[CompiledStage], ctx: CompileContext) -> StateLayout:
@@ -85,11 +93,11 @@ class CompiledChain:
     __slots__ = ("spec", "stages", "ctx", "batch", "layout", "mask_last", "state", "is_greedy", "_rows")
 
     def __init__(self, spec: ChainSpec | tuple[ChainSpec, ...], stages: tuple[CompiledStage, ...],
-                 ctx: CompileContext, batch: int, layout: StateLayout, mask_last: bool):
+                 ctx: CompileContext, batch: int, layout: StateLayout, mask_last: bool, rows: int):
         self.spec, self.stages, self.ctx, self.batch = spec, stages, ctx, batch
         self.layout, self.mask_last = layout, mask_last
         self.state = None if layout.empty else SamplerState(layout, batch)
-        self._rows = _param_rows(stages)
+        self._rows = rows  # rows of per-row parameters: 1 (shared by every row) or the batch size
         last = stages[-1] if stages else None
         greedy_last = isinstance(last, CompiledGreedy) or (isinstance(last, CompiledTemperature) and last.all_zero)
         self.is_greedy = greedy_last and not any(isinstance(s, CompiledXTC) for s in stages)
@@ -116,6 +124,7 @@ class CompiledChain:
             setattr(other, name, getattr(self, name))
         other.stages = tuple(s.select(index) for s in self.stages)
         other.batch = index.shape[0]
+        other._rows = 1 if self._rows == 1 else index.shape[0]
         other.state = None if self.state is None else self.state.select(index)
         return other
 
@@ -234,25 +243,3 @@ def _split(stage: CompiledXTC, weight: torch.Tensor, work: Work) -> list[tuple[t
 
 def _plural(rows: list[int]) -> str:
     return f" {rows[0]}" if len(rows) == 1 else "s " + ", ".join(str(r) for r in rows)
-
-
-def _param_rows(stages: Sequence[CompiledStage]) -> int:
-    """How many rows the per-row parameters cover (1: shared by every row)."""
-    rows = 1
-    for stage in stages:
-        for value in _tensors(stage):
-            if value.dim() == 2:  # per-row parameters are [R, 1] (or [R, V] for logit bias)
-                rows = max(rows, value.shape[0])
-    return rows
-
-
-def _tensors(stage: CompiledStage) -> list[torch.Tensor]:
-    found = []
-    for cls in type(stage).__mro__:
-        for name in getattr(cls, "__slots__", ()):
-            value = getattr(stage, name, None)
-            if isinstance(value, torch.Tensor):
-                found.append(value)
-            elif isinstance(value, tuple):
-                found.extend(v for v in value if isinstance(v, torch.Tensor))
-    return found

@@ -1,8 +1,8 @@
 """The draw and the constraint-mask primitives of the per-step path.
 
 * :func:`gumbel_argmax`: one exact sample per row from ``softmax(scores)`` by the Gumbel-max trick,
-  ``argmax(scores - log E)`` with ``E ~ Exp(1)`` (``-log E`` is Gumbel(0, 1)). ``-inf`` scores are
-  never drawn while a finite one exists. Sort-free and batched.
+  ``argmax(scores - log E)`` with ``E = -log U ~ Exp(1)``, ``U ~ U(0, 1)`` (``-log E`` is
+  Gumbel(0, 1)). ``-inf`` scores are never drawn while a finite one exists. Sort-free and batched.
 * :func:`unpack_mask`: a packed int32 bitmask ``[B, ceil(V / 32)]`` (bit ``j`` of word ``w`` allows
   token ``32 w + j``) as a bool ``[B, V]``, in one vectorised expression.
 """
@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import torch
 
-# E is clamped away from 0 so that -log E stays finite (a 0 from the generator would make
-# -inf + inf = nan for a masked entry)
+# E = -log U is clamped away from 0 (U = 1 would give -log E = +inf, and -inf + inf = nan for a
+# masked entry); U = 0 gives E = inf, a Gumbel of -inf, which is its correct limit
 _TINY = torch.finfo(torch.float32).tiny
 
 
 def gumbel_argmax(scores: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """``[B]`` indices, row ``b`` drawn from ``softmax(scores[b])`` (scores need not be normalised)."""
-    noise = torch.empty_like(scores, dtype=torch.float32).exponential_(generator=generator)
-    return (scores - noise.clamp_(min=_TINY).log_()).argmax(dim=-1)
+    uniform = torch.rand(scores.shape, generator=generator, dtype=torch.float32, device=scores.device)
+    exponential = uniform.log_().neg_().clamp_(min=_TINY)
+    return (scores - exponential.log_()).argmax(dim=-1)
 
 
 def unpack_mask(mask: torch.Tensor, vocab_size: int) -> torch.Tensor:

@@ -60,13 +60,7 @@ class SamplerState:
         prompts = [list(p) for p in prompts] if prompts is not None else [[] for _ in range(batch)]
         self.layout = layout
         self.max_prompt = max((len(p) for p in prompts), default=0)
-        self.history = torch.full((batch, self.max_prompt + 64), -1, dtype=torch.long)
-        for row, tokens in enumerate(prompts):  # once per state, not per step
-            self.history[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
-        if ((self.history < -1) | (self.history >= vocab)).any():
-            raise GenRuntimeError(f"new_state: prompt token ids must lie in 0..{vocab - 1}")
-        self.history = self.history.to(device)
-        self.length = torch.tensor([len(p) for p in prompts], dtype=torch.long, device=device)
+        self.history, self.length = _prompt_history(prompts, self.max_prompt + 64, vocab, device)
         self.prompt_length = self.length.clone()
         self.steps = torch.full((batch, 64), -1, dtype=torch.long, device=device)
         self.n_steps = 0
@@ -189,6 +183,20 @@ class SamplerState:
     def tokens(self, row: int) -> list[int]:
         """The history of one row (prompt then advanced tokens), for inspection and tests."""
         return self.history[row, : int(self.length[row])].tolist()
+
+
+def _prompt_history(prompts: list[list[int]], columns: int, vocab: int, device: torch.device
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The left-aligned ``[B, columns]`` history buffer (``-1`` past the end) and the lengths."""
+    lengths = torch.tensor([len(p) for p in prompts], dtype=torch.long)
+    flat = torch.tensor([t for p in prompts for t in p], dtype=torch.long)
+    if flat.numel() and (flat.min() < 0 or flat.max() >= vocab):
+        raise GenRuntimeError(f"new_state: prompt token ids must lie in 0..{vocab - 1}")
+    history = torch.full((len(prompts), columns), -1, dtype=torch.long)
+    rows = torch.repeat_interleave(torch.arange(len(prompts)), lengths)
+    starts = torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
+    history[rows, torch.arange(flat.numel()) - starts] = flat
+    return history.to(device), lengths.to(device)
 
 
 def _select_rows(param: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -37,7 +37,8 @@ TOP_P_PREFIX = 256
 
 
 class CompiledThreshold(CompiledStage):
-    """An upper-set rule: per-row parameter tensors, ``thr(work)`` gives the ``[B, 1]`` cut."""
+    """An upper-set rule: ``cut(work)`` gives the ``[B, 1]`` threshold from the ``[R, 1]`` parameter;
+    ``min_keep`` is ``[R, 1]``, or None when every row keeps at least 1."""
 
     __slots__ = ("param", "min_keep", "min_keep_max")
 
@@ -48,10 +49,9 @@ class CompiledThreshold(CompiledStage):
         raise NotImplementedError
 
     def apply(self, work: Work, state: object) -> None:
-        thr = self.cut(work)
-        if self.min_keep is not None:
-            thr = torch.minimum(thr, work.kth_largest(self.min_keep, self.min_keep_max))
-        work.threshold(thr)
+        # the min_keep most probable tokens (with their ties) always stay; None means min_keep = 1
+        floor = work.kth_largest(self.min_keep, self.min_keep_max)
+        work.threshold(torch.minimum(self.cut(work), floor))
 
     def select(self, rows: torch.Tensor) -> CompiledThreshold:
         min_keep = None if self.min_keep is None else select_param(self.min_keep, rows)

@@ -17,7 +17,7 @@ CHECK_ERRORS = [
     ('program p() -> str:\n    x = gen max 2 tokens\n', 1, 1, "has no `return`"),
     ('program p() -> str:\n    return "a"\n    "b"\n', 3, 5, "never reached"),
     ('program p() -> str:\n    user: "hi"\n    return "a"\n', 2, 5, "`user:` needs a chat model"),
-    ('model m = "x" chat\nprogram p() -> str:\n    "hi"\n    return "a"\n', 3, 5, "text outside a role block"),
+    ('model m = "x" chat\nprogram p() -> str:\n    "hi"\n    return "a"\n', 3, 5, "outside a role block"),
     ('model m = "x" chat\nprogram p() -> str:\n    user:\n        assistant: "x"\n    return "a"\n', 4, 9,
      "role blocks do not nest"),
     ('model m = "x" chat\nprogram p() -> str:\n    user:\n        return "a"\n', 4, 9, "`return` inside a role block"),
@@ -26,12 +26,12 @@ CHECK_ERRORS = [
     ('program p() -> str:\n  target:\n    return "a"\n  infer:\n    sample top_q 0.5\n', 5, 12,
      "unknown sampler 'top_q'"),
     ('program p() -> str:\n  target:\n    return "a"\n  infer:\n    sample temperature -1\n', 5, 24,
-     "temperature must be >= 0"),
+     "temperature: parameter t must be"),
     ('program p() -> str:\n  target:\n    return "a"\n  infer:\n    greedy\n    sample\n', 6, 5, "conflicts with"),
     ('program p() -> str:\n  target:\n    return "a"\n  infer:\n    draws 0\n', 5, 5, "needs N >= 1"),
     ('model m = "a"\nmodel m = "b"\n', 2, 1, "'m' is declared twice"),
     ('model m = "a" bytes\n', 1, 1, "not supported yet"),
-    ('program p() -> str:\n    x = gen regex r"a+"\n    return x\n', 2, 13, "not supported yet"),
+    ('program p() -> str:\n    x = gen json """{}"""\n    return x\n', 2, 13, "(`json`) is not supported yet"),
 ]
 
 

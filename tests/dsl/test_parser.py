@@ -100,8 +100,8 @@ SYNTAX_ERRORS = [
     ('program p():\n  x = gen stop "a" stop "b"\n', 2, 20, "'stop' given twice"),
     ('program p():\n  x = gen max tokens\n', 2, 15, "unexpected 'tokens'; expected an integer"),
     ('model = "x"\n', 1, 7, "unexpected '='; expected a name"),
-    ('program p():\n  return x)\n', 2, 11, "unexpected ')'; expected end of line"),
-    ('program p():\n  "x {a b}"\n', 2, 6, "expected a name inside '{...}'"),
+    ('program p():\n  return x)\n', 2, 11, "unexpected ')'; expected an operator, end of line"),
+    ('program p():\n  "x {a b}"\n', 2, 9, "invalid expression inside '{...}': unexpected 'b'"),
     ("program p()\n", 1, 12, "unexpected end of line"),
     ("@\n", 1, 1, "unexpected character '@'"),
 ]

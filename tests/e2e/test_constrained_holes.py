@@ -20,7 +20,7 @@ def toy():
 
 
 def program(hole: str, infer: str = "sample") -> genweave.Module:
-    return genweave.compile(f'program p() -> str:\n  target:\n    "a"\n    y = gen {hole}\n    return y\n'
+    return genweave.compile(f'program p():\n  target:\n    "a"\n    y = gen {hole}\n    return y\n'
                             f'  infer:\n    {infer}\n')
 
 

@@ -59,7 +59,8 @@ def test_logprob_is_the_exact_probability_of_the_draw(toy):
     results = one_hole(2, "sample temperature 0.8").p(x="ab", model=toy, draws=50, seed=2)
     expected = exact_sequences(toy, toy.encode("ab"), 2, 0.8)
     for r in results:
-        assert r.logprob == pytest.approx(math.log(expected[r.hole_tokens["y"]]), abs=1e-9)
+        # the sampler chain computes in float32, so agreement is to float32 precision
+        assert r.logprob == pytest.approx(math.log(expected[r.hole_tokens["y"]]), abs=1e-5)
 
 
 def test_seeded_sampling_is_reproducible_and_seeds_differ(toy):

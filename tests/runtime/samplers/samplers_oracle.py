@@ -39,7 +39,9 @@ def keep(z: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def near(a: float, b: float, scale: float = 1.0) -> bool:
-    return abs(a - b) < TOL * max(scale, 1e-300)
+    """``a`` within ``TOL * scale`` of ``b`` but not equal (equal values compare exactly in float32 too:
+    a threshold that *is* a logit, such as ``max z - 0 * sigma``)."""
+    return 0 < abs(a - b) < TOL * max(scale, 1e-300)
 
 
 def kth_largest(z: np.ndarray, k: int) -> float:

@@ -9,48 +9,27 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from samplers_cases import ALL, IDS, V
+from samplers_oracle import NearBoundary, adversarial_rows, oracle_chain, random_row
+
 from genweave.runtime.samplers import (
     compile_batch,
     epsilon,
-    eta,
     greedy,
-    logit_bias,
     min_p,
     temperature,
     top_h,
     top_k,
-    top_n_sigma,
     top_p,
     typical,
-    xtc,
 )
-from samplers_oracle import NearBoundary, adversarial_rows, oracle_chain, random_row
-
-V = 50
-
-# one entry per sampler, each with a few parameter settings (min_keep > 1 included)
-CASES = {
-    "greedy": [greedy()],
-    "temperature": [temperature(0.3), temperature(2.5), temperature(0.0)],
-    "top_k": [top_k(1), top_k(5), top_k(20), top_k(3, min_keep=6)],
-    "top_p": [top_p(0.5), top_p(0.9), top_p(0.99), top_p(0.0), top_p(0.3, min_keep=4)],
-    "min_p": [min_p(0.05), min_p(0.3), min_p(1.0), min_p(0.5, min_keep=3)],
-    "typical": [typical(0.2), typical(0.9), typical(0.5, min_keep=5)],
-    "epsilon": [epsilon(3e-4), epsilon(0.02), epsilon(0.5, min_keep=2)],
-    "eta": [eta(3e-4), eta(4e-3), eta(0.05), eta(0.5, min_keep=3)],
-    "top_h": [top_h(0.2, top_n=20), top_h(0.4), top_h(0.8, top_n=30), top_h(0.4, variant="hf"),
-              top_h(0.7, top_n=10, variant="hf")],
-    "top_n_sigma": [top_n_sigma(0.0), top_n_sigma(1.0), top_n_sigma(2.5)],
-    "logit_bias": [logit_bias({0: 5.0, 3: -2.0, 7: float("-inf")})],
-    "xtc": [xtc(0.5, 0.1), xtc(1.0, 0.05), xtc(0.3, 0.2, min_keep=40)],
-}
-ALL = [(name, stage) for name, stages in CASES.items() for stage in stages]
-IDS = [str(stage) for _, stage in ALL]
 
 
 def implementation(chain, rows: np.ndarray) -> np.ndarray:
+    """The chain's target probabilities in float64 (exp of its float32 log-probs, so that kept
+    tokens never underflow to 0)."""
     compiled = compile_batch([chain], rows.shape[1])
-    return compiled.target_probs(torch.tensor(rows, dtype=torch.float32)).double().numpy()
+    return compiled.logprobs(torch.tensor(rows, dtype=torch.float32)).double().exp().numpy()
 
 
 def random_instances(stage, n: int, seed: int) -> np.ndarray:
@@ -226,7 +205,26 @@ def test_top_p_after_top_k_reuses_the_ranking(monkeypatch):
 
 def test_top_p_prefix_falls_back_to_a_full_sort_when_the_mass_lies_beyond():
     z = torch.zeros(2, 8192)
-    z[0, :5] = 10.0  # concentrated: the top-256 prefix holds the mass
+    z[0, :5] = 15.0  # concentrated: the top-256 prefix holds the mass
     compiled = top_p(0.95).compile(8192)
     kept = torch.isfinite(compiled.logprobs(z)).sum(1).tolist()
     assert kept == [5, 8192]  # row 1 is flat: every token is a tie of the boundary
+
+
+@pytest.mark.parametrize("alpha", [0.2, 0.4, 0.8])
+def test_top_h_equals_the_official_loop_on_many_rows(alpha):
+    """V = 200, top_n = 100 (the paper's setting), rows of several scales in one batched call."""
+    stage = top_h(alpha, top_n=100)
+    rng = np.random.default_rng(int(alpha * 10))
+    rows = []
+    while len(rows) < 300:
+        z = random_row(rng, 200, sigma=float(rng.choice([0.5, 1.0, 2.0, 4.0])))
+        try:
+            oracle_chain(z, [stage], strict=True)
+        except NearBoundary:
+            continue
+        rows.append(z)
+    rows = np.stack(rows)
+    got = implementation(stage, rows) > 0
+    want = np.stack([oracle_chain(z, [stage]) > 0 for z in rows])
+    assert (got != want).any(axis=1).sum() == 0

@@ -1,0 +1,124 @@
+"""Per-step cost of genweave's fused sampler pipeline vs the equivalent transformers
+``LogitsProcessorList`` followed by ``softmax`` + ``multinomial``, in the same run.
+
+One step = process a ``[B, V]`` batch of logits and draw one token per row (genweave: ``sample``,
+which also advances the penalty state; transformers: the processors, then the draw). Logits are
+``N(0, 3^2)``, penalties see a 512-token history. The table reports the median over repeats of
+one step's wall time and the ratio transformers / genweave (> 1: genweave is faster).
+
+    python bench/samplers.py                    # V = 49,152 and 262,144, B = 1 and 64, 20 repeats
+    python bench/samplers.py --quick            # V = 49,152 only, 3 repeats
+    python bench/samplers.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers.generation import logits_process as hf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _load import LoadMeter  # noqa: E402
+
+from genweave.runtime.samplers import (  # noqa: E402
+    compile_batch,
+    min_p,
+    repetition_penalty,
+    temperature,
+    top_k,
+    top_p,
+    typical,
+)
+
+HISTORY = 512
+
+CHAINS = {
+    "temperature|top_p": (
+        temperature(0.7) | top_p(0.9),
+        lambda: [hf.TemperatureLogitsWarper(0.7), hf.TopPLogitsWarper(0.9)],
+    ),
+    "temperature|top_k|top_p|min_p": (
+        temperature(0.7) | top_k(50) | top_p(0.9) | min_p(0.05),
+        lambda: [hf.TemperatureLogitsWarper(0.7), hf.TopKLogitsWarper(50), hf.TopPLogitsWarper(0.9),
+                 hf.MinPLogitsWarper(0.05)],
+    ),
+    "penalties|temperature|typical": (
+        repetition_penalty(1.1) | temperature(0.7) | typical(0.9),
+        lambda: [hf.RepetitionPenaltyLogitsProcessor(1.1), hf.TemperatureLogitsWarper(0.7),
+                 hf.TypicalLogitsWarper(0.9)],
+    ),
+}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_step(step, device: torch.device, repeats: int) -> float:
+    """Median wall seconds of one call of ``step`` (after two warm-up calls)."""
+    for _ in range(2):
+        step()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        step()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(name: str, vocab: int, batch: int, device: torch.device, repeats: int) -> tuple[float, float]:
+    chain, processors = CHAINS[name]
+    generator = torch.Generator(device=device).manual_seed(0)
+    logits = 3.0 * torch.randn(batch, vocab, generator=generator, device=device)
+    history = torch.randint(0, vocab, (batch, HISTORY), generator=generator, device=device)
+
+    compiled = compile_batch([chain], vocab, device=device, batch=batch)
+    state = compiled.new_state(batch, prompts=history.tolist()) if compiled.stateful else None
+
+    def ours() -> None:
+        tokens = compiled.sample(logits, generator, state=state)
+        if state is not None:
+            state.rollback(1)  # keep the history length fixed across repeats
+        return tokens
+
+    processor_list = hf.LogitsProcessorList(processors())
+
+    def theirs() -> None:
+        scores = processor_list(history, logits.clone())
+        return torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator)
+
+    return median_step(ours, device, repeats), median_step(theirs, device, repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="V = 49,152 only, 3 repeats")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=None)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    vocabs = [49_152] if args.quick else [49_152, 262_144]
+    repeats = args.repeats or (3 if args.quick else 20)
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"median of {repeats} repeats, one step = process [B, V] logits + draw one token per row")
+    print(f"{'V':>8} {'B':>3}  {'chain':<32} {'genweave ms':>12} {'transformers ms':>16} {'ratio':>7}")
+    with LoadMeter() as load:
+        for vocab in vocabs:
+            for batch in (1, 64):
+                for name in CHAINS:
+                    ours, theirs = measure(name, vocab, batch, device, repeats)
+                    print(f"{vocab:>8} {batch:>3}  {name:<32} {1e3 * ours:>12.3f} {1e3 * theirs:>16.3f} "
+                          f"{theirs / ours:>6.2f}x", flush=True)
+    print(f"machine load during the run: {load.describe()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Can the inference honour each hole's constraint? Checked on the IR of a checked module.
+
+* a complete-only predicate (``where`` on a complete value) cannot be masked: it needs ``smc``
+  or ``rejection``; so does a ``condition``;
+* ``factor`` reweights the target, which token-by-token sampling ignores: it needs ``smc`` (or a
+  selection by weight: ``beam``, ``best_of``);
+* ``enumerate x`` needs a finite hole;
+* ``boundary bytes`` needs a byte-level model.
+"""
+
+from __future__ import annotations
+
+from genweave.compiler import ir
+from genweave.compiler.lower import lower_program, model_ref
+from genweave.compiler.modules import ModuleScope
+from genweave.compiler.passes.classify_constraints import classify_constraints
+from genweave.compiler.report import Report
+from genweave.dsl.errors import GenCheckError
+
+_ENFORCING = (ir.Smc, ir.Rejection)
+_WEIGHING = (ir.Smc, ir.Beam, ir.BestOf)
+
+
+def check_legality(scope: ModuleScope, report: Report) -> None:
+    """Report every hole, factor and condition the chosen inference cannot honour."""
+    model = model_ref(scope)
+    for decl in scope.module.programs():
+        try:
+            program = classify_constraints(lower_program(decl, model, scope))
+        except GenCheckError as err:  # e.g. a recursive call, found when inlining
+            report.error(err.message, err.span, hint=err.hint)
+            continue
+        _program(program, report)
+
+
+def _program(program: ir.Program, report: Report) -> None:
+    decoding = program.decoding
+    method = _describe(decoding)
+    for hole in program.holes():
+        if hole.constraint_class == "complete-only predicate" and not isinstance(decoding.search, _ENFORCING):
+            report.error(f"{method} cannot enforce the condition on hole '{hole.name}': it holds only for "
+                         "complete texts, so it cannot be masked", _where_span(hole),
+                         hint="use `smc` or `rejection`, or a `prefix` predicate")
+    for op in _weights(program.ops):
+        if isinstance(op, ir.Condition) and not isinstance(decoding.search, _ENFORCING):
+            report.error(f"{method} cannot enforce `condition`: it is a hard constraint on complete traces",
+                         op.span, hint="use `smc` or `rejection`")
+        if isinstance(op, ir.Factor) and not isinstance(decoding.search, _WEIGHING):
+            report.error(f"{method} ignores `factor`: it reweights whole traces", op.span,
+                         hint="use `smc` (or select by weight with `beam` or `best_of`)")
+    classes = {h.name: h.constraint_class for h in program.holes()}
+    for name in decoding.enumerate:
+        if classes.get(name) != "finite":
+            report.error(f"`enumerate {name}` needs a finite hole, but '{name}' is {classes.get(name)}",
+                         decoding.span if decoding.span.line else program.span,
+                         hint="enumerate holes constrained by choice, literals, bool or a bounded regex")
+    if decoding.boundary == "bytes" and not (program.model is not None and program.model.bytes):
+        report.error("`boundary bytes` needs a byte-level model", program.span,
+                     hint="declare the model with `bytes`")
+
+
+def _describe(decoding: ir.Decoding) -> str:
+    if decoding.search is not None:
+        return f"`{type(decoding.search).__name__.lower()}`"
+    return f"`{decoding.method}`"
+
+
+def _where_span(hole: ir.Hole):
+    constraint = hole.constraint
+    while constraint is not None and not isinstance(constraint, ir.Where):
+        constraint = getattr(constraint, "right", None) if not isinstance(constraint, ir.Intersect | ir.Union) \
+            else (constraint.left if isinstance(constraint.left, ir.Where) else constraint.right)
+    return constraint.span if constraint is not None else hole.span
+
+
+def _weights(ops: tuple[ir.Op, ...]):
+    for op in ops:
+        if isinstance(op, ir.Factor | ir.Condition):
+            yield op
+        elif isinstance(op, ir.If):
+            yield from _weights(op.then)
+            yield from _weights(op.orelse)
+        elif isinstance(op, ir.For | ir.Call):
+            yield from _weights(op.body)

@@ -1,0 +1,1 @@
+"""Context-free grammars (Lark syntax) as exact token-level constraints."""
