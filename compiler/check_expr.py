@@ -187,6 +187,14 @@ class ExprChecker:
         return self._arithmetic(expr, op, a, b)
 
     def _arithmetic(self, expr: ast.Binary, op: str, a: str, b: str) -> str:
+        if ty.dynamic(a) or ty.dynamic(b):
+            known = b if ty.dynamic(a) else a
+            if op == "+" and (known == "str" or ty.is_list(known) or ty.is_numeric(known)):
+                return known if not ty.dynamic(known) else ty.ANY
+            if ty.is_numeric(known):
+                return "float" if op == "/" else known if known != ty.ANY else ty.ANY
+            self.report.error(f"`{op}` cannot combine {a} and {b}", expr.span)
+            return ty.ANY
         if op == "+" and (a == b == "str" or (ty.is_list(a) and ty.is_list(b))):
             merged = ty.unify(a, b)
             if merged is None:

@@ -90,7 +90,10 @@ def _all_samplers() -> tuple[str, ...]:
 # What the runtime runs today: text, role blocks, holes with regular constraints, `stop` and
 # `max N tokens`, `return` of a name or literal, `greedy`, `sample` with any sampler chain, `draws`,
 # `seed`.
-RUNTIME = SupportedFeatures(samplers=frozenset(_all_samplers()), constraints=True)
+RUNTIME = SupportedFeatures(samplers=frozenset(_all_samplers()), constraints=True, features=frozenset({
+    "let", "if", "for", "call", "factor", "condition", "expressions", "keep stop", "extern", "where",
+    "rejection", "list parameters",
+}))
 
 # The language level: every construct.
 LANGUAGE = SupportedFeatures.everything()

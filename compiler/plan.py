@@ -1,66 +1,125 @@
-"""Bind an IR program to the runtime: closures for text and values, the decoder, the steps."""
+"""Bind an IR program to the runtime: compiled constraints, closures for values, the chain.
+
+Inlined program calls get their own namespace: every name the callee binds (its parameters, holes,
+``let`` and loop variables) is stored as ``scope.name`` in the trace's values, which is also how
+their hole values are reported (``Result.holes["scope.name"]``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from genweave.compiler import ir
 from genweave.compiler.bind_constraints import bind_hole
+from genweave.compiler.evaluate import Evaluator
 from genweave.runtime import execute
 from genweave.runtime.samplers import ChainSpec, build_chain, fold
 from genweave.runtime.vocab import Vocabulary
 
-# How a hole's text becomes its value when its whole constraint is a builtin type.
+# How a hole's text becomes its value when its whole constraint is a typed one.
 _PARSERS: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "bool": lambda text: text == "true"}
 
 
-def plan(program: ir.Program, vocab: Vocabulary, *, file: str = "<source>",
-         source: str | None = None) -> execute.Plan:
-    """Bind ``program`` to a model's vocabulary: compiled constraints, closures, the decoder."""
-    steps = tuple(_step(op, vocab, file, source) for op in program.ops)
-    return execute.Plan(steps, decoding_chain(program.decoding),
-                        chat=bool(program.model and program.model.chat))
+def plan(program: ir.Program, vocab: Vocabulary, *, file: str = "<source>", source: str | None = None,
+         functions: Mapping[str, Callable[..., Any]] | None = None) -> execute.Plan:
+    """Bind ``program`` to a model's vocabulary; ``functions`` are the host's extern functions."""
+    binder = _Binder(vocab, file, source, Evaluator(functions))
+    decoding = program.decoding
+    search = decoding.search
+    return execute.Plan(binder.ops(program.ops, binder.evaluator), decoding_chain(decoding),
+                        chat=bool(program.model and program.model.chat),
+                        guarantee=decoding.guarantee or "local",
+                        rejection=search.max_tries if isinstance(search, ir.Rejection) else None)
 
 
-def decoding_chain(decoding: ir.Decoding) -> ChainSpec:
-    """The folded sampler chain of a program's decoding (``greedy()`` for greedy decoding)."""
+def decoding_chain(decoding: ir.Decoding | ir.HoleDecoding) -> ChainSpec:
+    """The folded sampler chain of a decoding (``greedy()`` for greedy decoding)."""
     if decoding.method == "greedy":
         return build_chain([("greedy", {})])
     return fold(build_chain([(s.name, dict(s.params)) for s in decoding.chain]))
 
 
-def _step(op: ir.Op, vocab: Vocabulary, file: str, source: str | None) -> execute.Step:
-    match op:
-        case ir.Emit(parts):
-            return execute.Emit(_renderer(parts))
-        case ir.OpenRole(role):
-            return execute.Role(role, opening=True)
-        case ir.CloseRole(role):
-            return execute.Role(role, opening=False)
-        case ir.Hole(name, constraint, stop, max_tokens):
-            where = f"{file}:{op.span.line}:{op.span.col}"
-            parse = _PARSERS.get(constraint.name) if isinstance(constraint, ir.Builtin) else None
-            return execute.Fill(name, max_tokens, stop, where, bind_hole(op, vocab, file, source), parse)
-        case ir.Return(value):
-            return execute.Return(_evaluator(value))
-    raise TypeError(f"cannot plan {op!r}")
+class _Binder:
+    def __init__(self, vocab: Vocabulary, file: str, source: str | None, evaluator: Evaluator):
+        self.vocab, self.file, self.source, self.evaluator = vocab, file, source, evaluator
+
+    def ops(self, ops: tuple[ir.Op, ...], ev: Evaluator) -> tuple[execute.Step, ...]:
+        steps: list[execute.Step] = []
+        for op in ops:
+            steps.extend(self.op(op, ev))
+        return tuple(steps)
+
+    def op(self, op: ir.Op, ev: Evaluator) -> list[execute.Step]:
+        match op:
+            case ir.Emit(parts):
+                return [execute.Emit(ev.render(parts))]
+            case ir.OpenRole(role):
+                return [execute.Role(role, opening=True)]
+            case ir.CloseRole(role):
+                return [execute.Role(role, opening=False)]
+            case ir.Hole():
+                return [self.hole(op, ev)]
+            case ir.Let(name, value):
+                return [execute.Assign(ev.rename(name), ev.compile(value))]
+            case ir.If(condition, then, orelse):
+                return [execute.Branch(ev.compile(condition), self.ops(then, ev), self.ops(orelse, ev))]
+            case ir.For(var, iterable, body):
+                return [execute.Loop(ev.rename(var), ev.compile(iterable), self.ops(body, ev))]
+            case ir.Call():
+                return self.call(op, ev)
+            case ir.Factor(weight):
+                return [execute.Weigh(_as_log_weight(ev.compile(weight)))]
+            case ir.Condition(condition):
+                test = ev.compile(condition)
+                return [execute.Weigh(lambda env: 0.0 if test(env) else -math.inf)]
+            case ir.Return(value):
+                return [execute.Return(ev.compile(value))]
+        raise TypeError(f"cannot plan {op!r}")
+
+    def call(self, op: ir.Call, ev: Evaluator) -> list[execute.Step]:
+        outer = ev.rename
+        inner = Evaluator(ev.functions, rename=lambda name, scope=op.scope: outer(f"{scope}.{name}"))
+        steps: list[execute.Step] = [execute.Assign(inner.rename(name), ev.compile(value))
+                                     for name, value in op.args]
+        steps.extend(self.ops(op.body, inner))
+        if op.binding is not None:
+            steps.append(execute.Assign(outer(op.binding), inner.compile(op.result)))
+        return steps
+
+    def hole(self, op: ir.Hole, ev: Evaluator) -> execute.Fill:
+        where = f"{self.file}:{op.span.line}:{op.span.col}"
+        check = None
+        constraint_ir = op.constraint
+        if isinstance(constraint_ir, ir.Where):
+            test = ev.compile(constraint_ir.condition)
+            name = ev.rename(op.name)
+            check = _text_check(test, name)
+            constraint_ir = constraint_ir.constraint
+        bound = ir.Hole(op.name, constraint_ir, op.stop, op.max_tokens, span=op.span, keep_stop=op.keep_stop)
+        return execute.Fill(ev.rename(op.name), op.max_tokens, op.stop, where,
+                            bind_hole(bound, self.vocab, self.file, self.source), _parser(constraint_ir),
+                            keep_stop=op.keep_stop, check=check)
 
 
-def _renderer(parts: tuple[str | ir.Ref, ...]) -> Callable[[execute.Env], str]:
-    if all(isinstance(p, str) for p in parts):
-        text = "".join(parts)
-        return lambda env: text
-
-    def render(env: execute.Env) -> str:
-        return "".join(p if isinstance(p, str) else str(env[p.name]) for p in parts)
-
-    return render
+def _parser(constraint: ir.ConstraintIR | None) -> Callable[[str], Any] | None:
+    if isinstance(constraint, ir.Builtin):
+        return _PARSERS.get(constraint.name)
+    if isinstance(constraint, ir.Json):
+        return json.loads
+    return None
 
 
-def _evaluator(value: ir.Value) -> Callable[[execute.Env], Any]:
-    if isinstance(value, ir.Ref):
-        name = value.name
-        return lambda env: env[name]
-    constant = value.value
-    return lambda env: constant
+def _text_check(test: Callable, name: str) -> Callable[[Mapping[str, Any], str], bool]:
+    """A complete-text predicate: ``test`` evaluated with the hole bound to its text."""
+    return lambda env, text: bool(test({**env, name: text}))
+
+
+def _as_log_weight(weight: Callable) -> Callable:
+    def log_weight(env) -> float:
+        value = weight(env)
+        return float(value) if not isinstance(value, bool) else (0.0 if value else -math.inf)
+
+    return log_weight

@@ -4,8 +4,8 @@ A ``.gen`` stage ``top_p 0.9`` is ``("top_p", {"p": 0.9})``: the bare value sets
 first (positional) parameter. Checking, folding and the truncation test all defer to
 :mod:`genweave.runtime.samplers`, so the language accepts exactly what the runtime implements.
 
->>> check_stage("top_p", {"p": 1.5})
-('top_p: parameter p must be [0, 1], got 1.5', 'p: keep the smallest most-probable set with total mass >= p; 1 = off')
+>>> check_stage("top_p", {"p": 1.5})[0].startswith("top_p: parameter p must be")
+True
 >>> fold_stages((("temperature", {"t": 1.0}), ("top_p", {"p": 0.9})))
 (('top_p', {'p': 0.9}),)
 """

@@ -211,7 +211,7 @@ def _expr(expr: ast.Expr) -> tuple[int, str]:
 
 def _postfix_base(expr: ast.Expr) -> str:
     # A number before `.x` would lex as a decimal point: parenthesize it.
-    return format_expr(expr, ATOM_PREC if isinstance(expr, ast.Number) else POSTFIX_PREC)
+    return f"({format_expr(expr)})" if isinstance(expr, ast.Number) else format_expr(expr, POSTFIX_PREC)
 
 
 def _number(value: int | float) -> str:

@@ -18,6 +18,7 @@ _SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", '"': 
                    "{": "{", "}": "}", "\n": ""}
 _HEX_ESCAPES = {"x": 2, "u": 4, "U": 8}
 _INTERP_NAME = re.compile(r"\s*([A-Za-z_][A-Za-z_0-9]*)\s*")
+_EXPR_WORDS = frozenset({"true", "false", "not", "and", "or", "in"})  # not names inside `{...}`
 
 # Parses the text of an interpolation into an expression; ``origin`` is where the text starts.
 ExprParser = Callable[[str, Span], ast.Expr]
@@ -129,7 +130,7 @@ def _interpolation(body: str, i: int, origin: _Cursor, source: str,
                              source=source, hint="write '{{' for a literal brace")
     span = origin.span_at(body, i, close + 1)
     match = _INTERP_NAME.fullmatch(body, i + 1, close)
-    if match is not None:
+    if match is not None and (match.group(1) not in _EXPR_WORDS or parse_expr is None):
         expr: ast.Expr = ast.Name(match.group(1), span=origin.span_at(body, match.start(1), match.end(1)))
     elif parse_expr is None or not body[i + 1:close].strip() or "\n" in body[i + 1:close]:
         raise GenSyntaxError(f"expected an expression inside '{{...}}', found {body[i + 1:close]!r}",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,12 +92,16 @@ class Program:
         return self.ir.name
 
     def __call__(self, *, model: str | LanguageModel | None = None, draws: int | None = None,
-                 seed: int | None = None, **args: Any) -> Result | Results:
+                 seed: int | None = None, functions: Mapping[str, Callable[..., Any]] | None = None,
+                 **args: Any) -> Result | Results:
         """Run the program; one draw returns a :class:`Result`, several a :class:`Results`."""
-        return self.run(args, model=model, draws=draws, seed=seed)
+        return self.run(args, model=model, draws=draws, seed=seed, functions=functions)
 
     def run(self, args: Mapping[str, Any] | None = None, *, model: str | LanguageModel | None = None,
-            draws: int | None = None, seed: int | None = None) -> Result | Results:
+            draws: int | None = None, seed: int | None = None,
+            functions: Mapping[str, Callable[..., Any]] | None = None) -> Result | Results:
+        """Run with ``args``; ``functions`` maps each extern's ``"module:function"`` to the host's
+        callable (externs never import code on their own)."""
         values = self.bind(args or {})
         lm = self.resolve_model(model)
         decoding = self.ir.decoding
@@ -105,7 +109,8 @@ class Program:
         if draws < 1:
             raise GenArgumentError(f"draws must be >= 1, got {draws}")
         seed = decoding.seed if seed is None else seed
-        bound = plan(self.ir, lm.vocab, file=self.module.file, source=self.module.syntax.source)
+        bound = plan(self.ir, lm.vocab, file=self.module.file, source=self.module.syntax.source,
+                     functions=functions)
         results = run_plan(bound, lm, values, draws=draws, seed=seed)
         return results[0] if len(results) == 1 else results
 

@@ -1,4 +1,4 @@
-"""The ``genweave`` command line: run and check ``.gen`` programs.
+"""The ``genweave`` command line: run, check, format and explain ``.gen`` programs.
 
 Every genweave error is printed as one clear message (``file:line:col``, the source line and a
 caret for source errors) without a traceback, and the command exits with status 2.
@@ -38,6 +38,19 @@ def _parser() -> argparse.ArgumentParser:
     chk = commands.add_parser("check", help="parse and check a file without running it",
                               description="Parse and check a .gen file; print warnings; exit 2 on errors.")
     chk.add_argument("file", help="the .gen file")
+
+    fmt = commands.add_parser("fmt", help="format .gen files canonically",
+                              description="Rewrite .gen files in the canonical layout (comments are kept). "
+                              "With --check, change nothing and exit 1 if a file would change.")
+    fmt.add_argument("files", nargs="+", metavar="FILE", help="the .gen files")
+    fmt.add_argument("--check", action="store_true", help="only report files that are not formatted")
+
+    exp = commands.add_parser("explain", help="show how programs compile (IR after each pass, per hole)",
+                              description="Print each program's IR after lowering and after each pass, then "
+                              "per hole: constraint class, method, estimated cost and guarantee.")
+    exp.add_argument("file", help="the .gen file")
+    exp.add_argument("--program", "-p", help="explain only this program")
+    exp.add_argument("--holes", action="store_true", help="print only the table of holes")
     return parser
 
 
@@ -46,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "fmt":
+            return _fmt(args)
+        if args.command == "explain":
+            return _explain(args)
         return _check(args)
     except GenError as err:
         print(err.render(), file=sys.stderr)
@@ -91,6 +108,40 @@ def _check(args: argparse.Namespace) -> int:
     for warning in module.warnings:
         print(f"warning: {warning.render()}", file=sys.stderr)
     print(f"{module.file}: ok ({len(module.program_names)} program(s): {', '.join(module.program_names)})")
+    return 0
+
+
+def _fmt(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from genweave.dsl.format import format_module
+    from genweave.dsl.parser import parse_file
+
+    unformatted = []
+    for file in args.files:
+        path = Path(file)
+        module = parse_file(path)
+        formatted = format_module(module)
+        if formatted == module.source:
+            continue
+        unformatted.append(file)
+        if args.check:
+            print(f"would reformat {file}")
+        else:
+            path.write_text(formatted, encoding="utf-8")
+            print(f"reformatted {file}")
+    return 1 if args.check and unformatted else 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from genweave.compiler.explain import explain
+    from genweave.dsl.parser import parse_file
+
+    module = parse_file(_as_path(args.file))
+    if args.program is not None and args.program not in {p.name for p in module.programs()}:
+        raise GenArgumentError(f"{args.file} has no program {args.program!r}; programs: "
+                               f"{', '.join(p.name for p in module.programs()) or 'none'}")
+    print(explain(module, program=args.program, passes=not args.holes), end="")
     return 0
 
 

@@ -12,6 +12,7 @@ again, so a program without data-dependent control flow stays one batch from sta
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +61,8 @@ class Fill:
     where: str
     constraint: Any = None
     parse: Callable[[str], Any] | None = None
+    keep_stop: bool = False
+    check: Callable[[Env, str], bool] | None = None  # a predicate on the complete text (`where`)
 
 
 @dataclass(frozen=True)
@@ -89,34 +92,63 @@ class Loop:
 
 
 @dataclass(frozen=True)
+class Weigh:
+    """Add ``log_weight(values)`` to each row's log-weight (``factor``; ``condition`` adds -inf)."""
+
+    log_weight: Callable[[Env], float]
+
+
+@dataclass(frozen=True)
 class Return:
     """End the program for these rows with ``value(values)``."""
 
     value: Callable[[Env], Any]
 
 
-Step = Emit | Role | Fill | Assign | Branch | Loop | Return
+Step = Emit | Role | Fill | Assign | Branch | Loop | Weigh | Return
 
 
 @dataclass(frozen=True)
 class Plan:
     """A program bound to a model: the steps, the sampler chain every hole draws through.
 
-    ``chain`` is folded already; a ``greedy()`` chain decodes greedily.
+    ``chain`` is folded already; a ``greedy()`` chain decodes greedily. ``rejection`` (a number of
+    tries) switches to rejection sampling: holes are drawn from the model without masks and a
+    draw is kept only when every hole's text is in its language and every ``where``/``condition``
+    holds, which samples the program's target exactly.
     """
 
     steps: tuple[Step, ...]
     chain: ChainSpec
     chat: bool
     guarantee: str = "local"
+    rejection: int | None = None
 
 
 def run_plan(plan: Plan, model: LanguageModel, args: Env, *, draws: int = 1,
              seed: int | None = None) -> Results:
     """Run ``plan`` ``draws`` times as one batch and return every draw."""
-    run = _Run(plan, model, args, draws, seed)
-    run.execute(plan.steps, _Group(list(range(draws)), None))
-    return Results(tuple(run.results()))
+    generator = torch.Generator(device=model.device).manual_seed(seed) if seed is not None else None
+    if plan.rejection is None:
+        run = _Run(plan, model, args, draws, generator)
+        run.execute(plan.steps, _Group(list(range(draws)), None))
+        return Results(tuple(run.results()))
+    return _rejection(plan, model, args, draws, generator)
+
+
+def _rejection(plan: Plan, model: LanguageModel, args: Env, draws: int,
+               generator: torch.Generator | None) -> Results:
+    """Whole-trace rejection: batches of ``draws`` traces until ``draws`` are accepted."""
+    kept: list[Result] = []
+    for _ in range(plan.rejection):
+        run = _Run(plan, model, args, draws, generator)
+        run.execute(plan.steps, _Group(list(range(draws)), None))
+        kept += [r for r in run.results() if r.weight != -math.inf]
+        if len(kept) >= draws:
+            return Results(tuple(kept[:draws]))
+    raise GenRuntimeError(
+        f"rejection sampling accepted {len(kept)} of {draws} draws in {plan.rejection * draws} tries",
+        hint="raise `rejection max N`, or use smc for constraints that rarely hold")
 
 
 @dataclass
@@ -130,7 +162,8 @@ class _Group:
 class _Run:
     """The mutable state of one batched execution; per-row data is indexed by draw."""
 
-    def __init__(self, plan: Plan, model: LanguageModel, args: Env, draws: int, seed: int | None):
+    def __init__(self, plan: Plan, model: LanguageModel, args: Env, draws: int,
+                 generator: torch.Generator | None):
         self.plan, self.model, self.batch = plan, model, draws
         self.env = [dict(args) for _ in range(draws)]
         self.emitted = [""] * draws          # text already handed to the model (chat bookkeeping)
@@ -139,10 +172,9 @@ class _Run:
         self.messages: list[list[dict[str, str]]] = [[] for _ in range(draws)]
         self.hole_tokens: list[dict[str, tuple[int, ...]]] = [{} for _ in range(draws)]
         self.logprob = [0.0] * draws
+        self.weight = [0.0] * draws          # log-weight: factors, and -inf when a check fails
         self.value: list[Any] = [None] * draws
-        self.generator = None
-        if seed is not None:
-            self.generator = torch.Generator(device=model.device).manual_seed(seed)
+        self.generator = generator
         self.allowed = text_token_mask(model.vocab, str(model.device))
         self.compiled_chain = {}
 
@@ -204,6 +236,9 @@ class _Run:
             case Assign(name, value):
                 for row in group.rows:
                     self.env[row][name] = value(self.env[row])
+            case Weigh(log_weight):
+                for row in group.rows:
+                    self.weight[row] += log_weight(self.env[row])
             case Fill():
                 self._fill(step, group)
 
@@ -253,12 +288,15 @@ class _Run:
     def _fill(self, hole: Fill, group: _Group) -> None:
         self._flush(group)
         model, rows = self.model, group.rows
-        fill = _HoleDecoding(hole, len(rows), model.vocab)
+        checking = self.plan.rejection is not None  # propose from the model, check at the end
+        fill = _HoleDecoding(hole, len(rows), model.vocab, masked=not checking)
         chain = self.plan.chain.compile(len(model.vocab), device=model.device, batch=len(rows))
         chain_state = chain.new_state(len(rows), [self.tokens[r] for r in rows]) if chain.stateful else None
         budget = hole.max_tokens if hole.max_tokens is not None else self._context_left(rows)
-        if hole.constraint is not None:
-            budget += 1  # the last step may be the (possibly forced) end-of-sequence
+        if hole.constraint is not None or not fill.masked:
+            # The step after the last token is the end-of-sequence: forced by the masks when
+            # masking, a real draw that must come out EOS under rejection (the target counts it).
+            budget += 1
         for position in range(budget):
             logits = model.logits(group.state)
             mask = fill.mask(self.allowed, logits.shape)
@@ -272,7 +310,7 @@ class _Run:
                     self.logprob[row] += chosen[k]
             if chain_state is not None:
                 chain_state.advance([t if on else -1 for t, on in zip(token_list, fill.active)])
-            feed = fill.advance(token_list)
+            feed = fill.advance(token_list, over_budget=position == hole.max_tokens)
             if any(feed):
                 lengths = None if all(feed) else torch.tensor(feed, dtype=torch.long, device=tokens.device)
                 group.state, _ = model.extend(group.state, tokens[:, None], lengths)
@@ -284,8 +322,9 @@ class _Run:
 
     def _out_of_budget(self, hole: Fill, fill: _HoleDecoding, rows: list[int]) -> None:
         # A plain hole may end anywhere, so a full budget ends it. A hole that must end inside its
-        # language (a stop string, a constraint) and has not is a dead end, never truncated.
-        if hole.constraint is None and hole.max_tokens is not None:
+        # language (a stop string, a constraint) and has not is a dead end, never truncated. Under
+        # rejection the text is checked when the hole ends instead.
+        if (hole.constraint is None or not fill.masked) and hole.max_tokens is not None:
             return
         late = [k for k, on in enumerate(fill.active) if on]
         if late:
@@ -300,9 +339,17 @@ class _Run:
         for k, row in enumerate(rows):
             text = fill.texts[k].decode("utf-8", errors="replace")
             value = text
-            if hole.stop is not None and value.endswith(hole.stop):
+            accepted = fill.accepts(k)
+            if hole.stop is not None and value.endswith(hole.stop) and not hole.keep_stop:
                 value = value[: len(value) - len(hole.stop)]
-            if hole.parse is not None:
+            if hole.check is not None and accepted:
+                accepted = hole.check(self.env[row], value)
+                if not accepted and fill.masked:
+                    raise GenRuntimeError(f"hole '{hole.name}' ({hole.where}): its `where` predicate "
+                                          "failed on a masked draw", hint="use rejection or smc inference")
+            if not accepted:
+                self.weight[row] = -math.inf
+            elif hole.parse is not None:
                 value = hole.parse(value)
             self.env[row][hole.name] = value
             self.tokens[row] += fill.generated[k]
@@ -321,7 +368,7 @@ class _Run:
             text = self.emitted[row] + self.pending[row]
             holes = {name: self.env[row][name] for name in self.hole_tokens[row]}
             out.append(Result(self.value[row], text, holes, tuple(self.tokens[row]), self.logprob[row],
-                              self.plan.guarantee, dict(self.hole_tokens[row])))
+                              self.plan.guarantee, dict(self.hole_tokens[row]), weight=self.weight[row]))
         return out
 
 
@@ -337,19 +384,20 @@ def _item_getter(loop: Loop, position: int) -> Callable[[Env], Any]:
 class _HoleDecoding:
     """Per-row progress through one hole: tokens, bytes, constraint states, which rows are done."""
 
-    def __init__(self, hole: Fill, batch: int, vocab):
-        self.hole, self.vocab = hole, vocab
+    def __init__(self, hole: Fill, batch: int, vocab, *, masked: bool = True):
+        self.hole, self.vocab, self.masked = hole, vocab, masked
         self.constraint = hole.constraint
         self.generated: list[list[int]] = [[] for _ in range(batch)]
         self.texts = [b""] * batch
         self.active = [True] * batch
+        self.rejected = [False] * batch  # a text that went past its budget (rejection only)
         self.states = [self.constraint.initial()] * batch if self.constraint is not None else None
         self.eos = frozenset(vocab.eos_ids)
 
     def mask(self, allowed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
         """Bool ``[B, V]``: text tokens, narrowed in each active row to what its constraint allows."""
         full = allowed.expand(shape)
-        if self.constraint is None:
+        if self.constraint is None or not self.masked:
             return full
         rows = [k for k, on in enumerate(self.active) if on]
         packed = self.constraint.mask([self.states[k] for k in rows]).to(allowed.device)
@@ -361,14 +409,19 @@ class _HoleDecoding:
         full[torch.tensor(rows, device=allowed.device)] = narrowed
         return full
 
-    def advance(self, tokens: list[int]) -> list[bool]:
-        """Record each active row's token; returns which rows append it to the model's context."""
+    def advance(self, tokens: list[int], *, over_budget: bool = False) -> list[bool]:
+        """Record each active row's token; returns which rows append it to the model's context.
+
+        ``over_budget``: the hole already has ``max_tokens`` tokens, so only end-of-sequence may
+        follow; any other token (possible only without masks) rejects the row's text.
+        """
         feed = [False] * len(tokens)
         for k, token in enumerate(tokens):
             if not self.active[k]:
                 continue
-            if token in self.eos:
+            if token in self.eos or over_budget:
                 self.active[k] = False
+                self.rejected[k] = token not in self.eos
                 continue
             self.generated[k].append(token)
             self.texts[k] += self.vocab.token_bytes[token]
@@ -376,6 +429,15 @@ class _HoleDecoding:
                 self.states[k] = self.constraint.advance(self.states[k], token)
             feed[k] = True
         return feed
+
+    def accepts(self, k: int) -> bool:
+        """Whether row ``k``'s finished text is in the hole's language (always, when masked)."""
+        if self.rejected[k]:
+            return False
+        if self.constraint is None or self.masked:
+            return True
+        state = self.states[k]
+        return not self.constraint.is_dead(state) and self.constraint.is_complete(state)
 
     def describe_language(self) -> str:
         return f" in {self.constraint!r}" if self.constraint is not None else ""

@@ -21,6 +21,8 @@ class Result:
       included) under the distribution each was drawn from (after masks and the sampler chain);
       0 for greedy decoding, which is deterministic.
     * ``guarantee``: what the inference promises about this draw (see LANGUAGE.md).
+    * ``weight``: the draw's log-weight: the sum of its ``factor`` values, ``-inf`` when a
+      ``condition`` or check failed (rejection sampling discards those draws).
     """
 
     value: Any
@@ -30,6 +32,7 @@ class Result:
     logprob: float
     guarantee: str = "local"
     hole_tokens: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
+    weight: float = 0.0
 
     def __str__(self) -> str:
         return str(self.value)

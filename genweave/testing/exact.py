@@ -6,8 +6,9 @@ Two laws of the same program are computed:
   model's next-token distribution restricted to the tokens the hole's constraint allows,
   renormalized, then passed through the program's sampler chain (greedy is a point mass);
 * ``target="global"``: the program's target ``pi / Z`` over token sequences — each trace weighted by
-  the product of the chain-processed model's unmasked step probabilities, end-of-sequence included, and
-  kept only when every hole's text is complete in its language; then normalized.
+  the product of the chain-processed model's unmasked step probabilities, end-of-sequence included,
+  and by ``exp`` of its factors; kept only when every hole's text is complete in its language and
+  every ``where`` and ``condition`` holds; then normalized. Rejection sampling draws from this law.
 
 The two differ whenever a constraint prunes mass that the model would have spent elsewhere; masked
 decoding is exact for the first, SMC converges to the second. Enumeration follows the executor's
@@ -27,7 +28,7 @@ from typing import Any
 import torch
 
 from genweave.runtime import chat
-from genweave.runtime.execute import Assign, Branch, Emit, Fill, Loop, Plan, Return, Role
+from genweave.runtime.execute import Assign, Branch, Emit, Fill, Loop, Plan, Return, Role, Weigh
 from genweave.runtime.models.base import LanguageModel
 from genweave.runtime.samplers.draw import unpack_mask
 from genweave.runtime.textmask import text_token_mask
@@ -104,6 +105,8 @@ class _Walker:
         self.mass: dict[tuple, float] = {}
         self.values: dict[tuple, Any] = {}
         self.eos = frozenset(model.vocab.eos_ids)
+        self.eos_mask = torch.zeros_like(self.allowed)
+        self.eos_mask[list(self.eos)] = True
 
     def walk(self, steps: tuple, trace: _Trace, logp: float) -> None:
         """Follow one trace through ``steps`` (the rest of the program), branching at holes."""
@@ -123,6 +126,12 @@ class _Walker:
                 case Return(value):
                     trace.env["__return__"] = value(trace.env)
                     break
+                case Weigh(log_weight) if self.target == "global":
+                    logp += log_weight(trace.env)
+                    if logp == -math.inf:
+                        return
+                case Weigh():
+                    pass
                 case _:
                     self._simple(step, trace)
         key = trace.holes
@@ -159,14 +168,11 @@ class _Walker:
 
     def _step(self, hole: Fill, rest: tuple, trace: _Trace, generated: list[int], text: bytes, state,
               logp: float, masks: list[torch.Tensor]) -> None:
-        plain_budget_done = hole.constraint is None and hole.max_tokens is not None \
-            and len(generated) == hole.max_tokens
-        if plain_budget_done:
-            self._end_hole(hole, rest, trace, generated, text, logp)
-            return
         allowed = self.allowed.clone()
         if hole.constraint is not None:
             allowed &= unpack_mask(hole.constraint.mask([state]), allowed.shape[-1])[0]
+        elif hole.max_tokens is not None and len(generated) == hole.max_tokens:
+            allowed &= self.eos_mask  # a full budget: the text must end here
         masks = [*masks, allowed]
         step = self._step_logprobs(trace.tokens, generated, masks)
         for token in torch.nonzero(allowed & torch.isfinite(step)).flatten().tolist():
@@ -210,7 +216,10 @@ class _Walker:
                   logp: float) -> None:
         branch = trace.copy()
         decoded = text.decode("utf-8", errors="replace")
-        value = decoded[: len(decoded) - len(hole.stop)] if hole.stop and decoded.endswith(hole.stop) else decoded
+        cut = hole.stop and decoded.endswith(hole.stop) and not hole.keep_stop
+        value = decoded[: len(decoded) - len(hole.stop)] if cut else decoded
+        if hole.check is not None and self.target == "global" and not hole.check(branch.env, value):
+            return  # a `where` predicate is part of the target: this text has weight zero
         branch.env[hole.name] = hole.parse(value) if hole.parse else value
         branch.tokens += generated
         branch.emitted += decoded

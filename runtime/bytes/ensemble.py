@@ -67,8 +67,14 @@ class ByteEnsemble:
 
     def advance(self, state: EnsembleState, byte: int) -> EnsembleState:
         """Every member's beam after one more byte."""
-        states = tuple(member.advance(s, byte) for member, s in zip(self.members, state.states))
-        return EnsembleState(states, state.text + bytes([byte]))
+        return self.advance_many([(state, byte)])[0]
+
+    def advance_many(self, steps: Sequence[tuple[EnsembleState, int]]) -> list[EnsembleState]:
+        """Each ``(state, byte)`` advanced; each member advances all its beams together."""
+        per_member = [member.advance_many([(state.states[i], byte) for state, byte in steps])
+                      for i, member in enumerate(self.members)]
+        return [EnsembleState(tuple(states), state.text + bytes([byte]))
+                for (state, byte), states in zip(steps, zip(*per_member))]
 
     def next_byte_logprobs(self, prefix: bytes | EnsembleState) -> torch.Tensor:
         """``[257]`` float64 log-probs of the combined next-byte distribution."""

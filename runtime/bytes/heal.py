@@ -39,7 +39,7 @@ healing, with the same random draws.
     healed = heal(model, pending_text.encode(), context=row_tokens, lm_state=model.select(state, [row]),
                   generator=generator)[0]
     # commit healed.tokens (their bytes are exactly pending_text + healed.hole); the row's model state
-    # is healed.state.lm_state (one row), or extend the old state by healed.tokens;
+    # is healed.model_state(model) (one row, a fresh copy), or extend the old state by healed.tokens;
     # the hole's text starts with healed.hole (advance the hole's constraint by it), then decode tokens.
 
 >>> from genweave.runtime.models import ToyLM
@@ -73,14 +73,18 @@ class Healed:
     * ``tokens``: the ids to commit after ``context``; their bytes are exactly ``prompt + hole``.
     * ``hole``: the hole's first bytes, drawn at byte level (``b""`` when the draw stopped at once).
     * ``log_weight``: log of the product of allowed byte masses (0 without ``allowed``).
-    * ``state``: the byte-level beam with one root hypothesis; ``state.lm_state`` is a one-row model
-      state that has read ``context + tokens``.
+    * ``state``: the byte-level beam with one root hypothesis; :meth:`model_state` gives a one-row
+      model state that has read ``context + tokens``.
     """
 
     tokens: tuple[int, ...]
     hole: bytes
     log_weight: float
     state: ByteState
+
+    def model_state(self, model: LanguageModel) -> Any:
+        """A fresh one-row state of ``model`` that has read ``context + tokens`` (no recomputation)."""
+        return model.select(self.state.lm_state, [self.state.rows[0]])
 
 
 def heal(model: LanguageModel | ByteLM, prompt: bytes, *, context: Sequence[int] | None = None,
@@ -100,7 +104,7 @@ def heal(model: LanguageModel | ByteLM, prompt: bytes, *, context: Sequence[int]
     frontier: list[tuple[ByteState, bytes, int, float]] = [(start, b"", n, 0.0)]
     healed: list[Healed] = []
     while frontier:
-        grown = []
+        steps, grown = [], []
         for state, hole, count, log_weight in frontier:
             weights = byte_lm.weights(state)
             roots = [h for h, node in enumerate(state.nodes) if node == 0]
@@ -109,9 +113,12 @@ def heal(model: LanguageModel | ByteLM, prompt: bytes, *, context: Sequence[int]
             if stops:
                 healed.extend(_boundaries(byte_lm, state, roots, weights, stops, hole, log_weight, rng))
             if count > stops:
-                grown.extend(_continue(byte_lm, byte_lm.select(state, partial), hole, count - stops,
-                                       log_weight, allowed, rng))
-        frontier = grown
+                inside = byte_lm.select(state, partial)
+                for byte, times, weight in _next_bytes(byte_lm, inside, hole, count - stops, allowed, rng):
+                    steps.append((inside, byte))
+                    grown.append((hole + bytes([byte]), times, log_weight + weight))
+        advanced = byte_lm.advance_many(steps) if steps else []
+        frontier = [(state, *rest) for state, rest in zip(advanced, grown)]
     return healed
 
 
@@ -149,11 +156,13 @@ def _boundaries(byte_lm: ByteLM, state: ByteState, roots: list[int], weights: to
     return out
 
 
-def _continue(byte_lm: ByteLM, partial: ByteState, hole: bytes, count: int, log_weight: float,
-              allowed: Callable[[bytes], torch.Tensor] | None,
-              rng: torch.Generator) -> list[tuple[ByteState, bytes, int, float]]:
-    """Draw the next byte of ``count`` draws from the partial hypotheses (masked by ``allowed``)."""
+def _next_bytes(byte_lm: ByteLM, partial: ByteState, hole: bytes, count: int,
+                allowed: Callable[[bytes], torch.Tensor] | None,
+                rng: torch.Generator) -> list[tuple[int, int, float]]:
+    """``(byte, times, log weight)``: the next byte of ``count`` draws from the partial hypotheses
+    (masked by ``allowed``; the weight is the log of the allowed mass)."""
     logprobs = byte_lm.next_byte_logprobs(partial).cpu()
+    weight = 0.0
     if allowed is not None:
         mask = torch.as_tensor(allowed(hole), dtype=torch.bool).cpu()
         mass = torch.logsumexp(logprobs.masked_fill(~mask, _NEG_INF), 0)
@@ -162,6 +171,5 @@ def _continue(byte_lm: ByteLM, partial: ByteState, hole: bytes, count: int, log_
                                     f"the hole's bytes {hole!r} inside the current token",
                                     hint="check that the constraint accepts text that continues the prompt")
         logprobs = logprobs.masked_fill(~mask, _NEG_INF) - mass
-        log_weight += float(mass)
-    return [(byte_lm.advance(partial, byte), hole + bytes([byte]), times, log_weight)
-            for byte, times in multinomial_counts(logprobs, count, rng).items()]
+        weight = float(mass)
+    return [(byte, times, weight) for byte, times in multinomial_counts(logprobs, count, rng).items()]

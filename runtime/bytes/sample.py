@@ -2,9 +2,10 @@
 
 ``n`` independent draws that have produced the same bytes so far are in the same byte-level state,
 so they are kept as one *group*: its next-byte distribution is computed once and the group splits by
-a single multinomial draw of ``n`` bytes (the counts of each byte). Each group's beam is advanced once,
-so the cost follows the number of distinct prefixes drawn, not ``n``. Every draw is an exact sample
-of the model's byte-level distribution; the output lists draws group by group.
+a single multinomial draw of ``n`` bytes (the counts of each byte). All groups advance together, one
+batched LM call per step (``advance_many``), so the cost follows the number of distinct prefixes
+drawn, not ``n``. Every draw is an exact sample of the model's byte-level distribution; the output
+lists draws group by group.
 
 >>> from genweave.runtime.models import ToyLM
 >>> from genweave.runtime.bytes.byte_lm import ByteLM
@@ -29,7 +30,7 @@ class ByteModel(Protocol):
 
     def prefill(self, prompt: bytes = b"") -> Any: ...
 
-    def advance(self, state: Any, byte: int) -> Any: ...
+    def advance_many(self, steps: list[tuple[Any, int]]) -> list[Any]: ...
 
     def next_byte_logprobs(self, prefix: Any) -> torch.Tensor: ...
 
@@ -51,7 +52,7 @@ def sample_bytes(model: ByteModel, prompt: Any = b"", *, n: int = 1, max_bytes: 
     texts: list[bytes] = []
     ended: list[bool] = []
     while frontier:
-        grown = []
+        steps, grown = [], []
         for state, data, count in frontier:
             if len(data) >= max_bytes:
                 texts.extend([data] * count)
@@ -63,8 +64,10 @@ def sample_bytes(model: ByteModel, prompt: Any = b"", *, n: int = 1, max_bytes: 
                     texts.extend([data] * times)
                     ended.extend([True] * times)
                 else:
-                    grown.append((model.advance(state, byte), data + bytes([byte]), times))
-        frontier = grown
+                    steps.append((state, byte))
+                    grown.append((data + bytes([byte]), times))
+        advanced = model.advance_many(steps) if steps else []
+        frontier = [(state, data, times) for state, (data, times) in zip(advanced, grown)]
     return ByteSamples(tuple(texts), tuple(ended))
 
 

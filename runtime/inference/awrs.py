@@ -42,7 +42,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from genweave.dsl.errors import GenArgumentError
+from genweave.dsl.errors import GenArgumentError, NaNLogitsError
 
 NEG_INF = float("-inf")
 _TINY64 = torch.finfo(torch.float64).tiny
@@ -160,8 +160,10 @@ def walk_orders(logw: torch.Tensor, probs: torch.Tensor, generator: torch.Genera
     return orders
 
 
-def _full_order(keys: torch.Tensor, pool: torch.Tensor) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
-    def full() -> tuple[np.ndarray, np.ndarray]:
+def _full_order(keys: torch.Tensor, pool: torch.Tensor) -> Callable[[], tuple[list[int], list[float]]]:
+    """The whole row in key order (tokens of finite key), computed only if a walk needs it."""
+
+    def full() -> tuple[list[int], list[float]]:
         order = keys.argsort(descending=True)
         order = order[: int(torch.isfinite(keys).sum())]
         return order.tolist(), pool[order].tolist()
@@ -272,6 +274,9 @@ def awrs(logw: torch.Tensor, condition: Condition, generator: torch.Generator | 
     log_z = torch.logsumexp(logw, dim=-1, keepdim=True)
     probs = torch.where(torch.isfinite(log_z), (logw - log_z).exp(), torch.zeros_like(logw))
     log_z_host = log_z.squeeze(1).cpu().numpy()
+    if np.isnan(log_z_host).any():
+        raise NaNLogitsError(f"NaN log-weights in AWRS row {int(np.flatnonzero(np.isnan(log_z_host))[0])}",
+                             hint="the model or a logits processor produced NaN; check the model's dtype")
     rows = logw.shape[0]
     memos = [_Memo(condition, b) for b in range(rows)]
     if config.estimator == "recursive":

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genweave.dsl.errors import GenArgumentError
+from genweave.dsl.errors import GenArgumentError, NaNLogitsError
 from genweave.runtime.inference.awrs import AWRSConfig, awrs, gumbel_keys
 from genweave.runtime.inference.hole import (
     Condition,
@@ -169,6 +169,9 @@ class ParticleFilter:
         tokens = gumbel_keys(rows, self.generator).argmax(dim=-1)
         log_w = log_mass + self._correction(index, tokens, target, proposal)
         tokens, log_w, log_mass = (t.cpu().numpy() for t in (tokens, log_w, log_mass))
+        if np.isnan(log_mass).any():
+            raise NaNLogitsError("NaN next-token log-probs in an SMC step",
+                                 hint="the model or a logits processor produced NaN; check the model's dtype")
         tokens = np.where(log_mass == NEG_INF, -1, tokens)
         return self.particles.apply(live, tokens, log_w, [False] * len(self.hole.potentials))
 

@@ -117,10 +117,7 @@ class Param:
         return tuple(sorted(merged.items()))
 
     def error(self, sampler: str, value: object) -> GenCheckError:
-        allowed = self.describe_range()
-        if self.kind == "float":
-            allowed = "a number in " + allowed
-        return GenCheckError(f"{sampler}: parameter {self.name} must be {allowed}, got {value!r}",
+        return GenCheckError(f"{sampler}: parameter {self.name} must be {self.describe_range()}, got {value!r}",
                              hint=f"{self.name}: {self.doc}")
 
 

@@ -7,7 +7,7 @@ composes them into a :class:`ChainSpec` applied left to right.
 >>> top_p(1.5)
 Traceback (most recent call last):
 ...
-genweave.dsl.errors.GenCheckError: error: top_p: parameter p must be a number in [0, 1], got 1.5
+genweave.dsl.errors.GenCheckError: error: top_p: parameter p must be [0, 1], got 1.5
 hint: p: keep the smallest most-probable set with total mass >= p; 1 = off
 """
 

@@ -75,7 +75,8 @@ def fold(chain: ChainSpec) -> ChainSpec:
     * ``logit_bias(a) | logit_bias(b)`` -> ``logit_bias(a + b)``
     * ``greedy() | t`` -> ``greedy()`` for a truncation ``t`` (one token left: nothing to cut)
     * ``t | greedy()`` -> ``greedy()`` for a positive temperature or an upper-set truncation ``t``
-      (it keeps every maximum, so the argmax is unchanged)
+      (it keeps every maximum, so the argmax is unchanged; for temperature up to float rounding of
+      ``z / t``, which could only merge two logits one ulp apart)
 
     >>> from genweave.runtime.samplers import temperature, top_p, top_k
     >>> str(fold(temperature(1.0) | top_k(0) | temperature(0.5) | temperature(0.5) | top_p(0.9)))

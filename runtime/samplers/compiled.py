@@ -135,10 +135,7 @@ class CompiledChain:
         state = self._state(state, logits)
         branches, bad = self._run(logits, state, mask)
         work = branches[0][1]
-        if len(branches) == 1:
-            logp = torch.log_softmax(work.z, dim=-1)
-        else:
-            logp = torch.logsumexp(torch.stack([w + torch.log_softmax(b.z, dim=-1) for w, b in branches]), 0)
+        logp = torch.log_softmax(work.z, dim=-1) if len(branches) == 1 else _mixture(branches)
         self._check(bad, work.z.amax(dim=-1), logits, mask, context)
         if state is not None and self.layout.mirostat is not None:
             state.last_logits = work.z
@@ -160,11 +157,8 @@ class CompiledChain:
             tokens = z.argmax(dim=-1)
         else:
             branches, bad = self._run(logits, state, mask)
-            if len(branches) == 1:
-                z = branches[0][1].z
-            else:
-                z = torch.logsumexp(torch.stack([w + torch.log_softmax(b.z, dim=-1) for w, b in branches]), 0)
-            tokens = gumbel_argmax(z, generator)
+            z = branches[0][1].z if len(branches) == 1 else _mixture(branches)
+            tokens = gumbel_argmax(z, generator)  # z need not be normalised
         self._check(bad, z.gather(1, tokens.unsqueeze(1)).squeeze(1), logits, mask, context)
         if state is not None:
             if self.layout.mirostat is not None:
@@ -234,6 +228,11 @@ class CompiledChain:
             cause = "the constraint mask allows no token with a finite logit"
         raise NoValidTokenError(f"no valid token in row{_plural(rows)}{where}: {cause}",
                                 hint="check the constraint (it may be unsatisfiable here) or loosen the sampler chain")
+
+
+def _mixture(branches: Sequence[tuple[torch.Tensor, Work]]) -> torch.Tensor:
+    """``log sum_k w_k softmax(z_k)`` over the branches (XTC's coin outcomes)."""
+    return torch.logsumexp(torch.stack([w + torch.log_softmax(b.z, dim=-1) for w, b in branches]), dim=0)
 
 
 def _split(stage: CompiledXTC, weight: torch.Tensor, work: Work) -> list[tuple[torch.Tensor, Work]]:

@@ -22,15 +22,29 @@ import numpy as np
 import torch
 
 from genweave.runtime.constraints.byte_dfa import DEAD
-from genweave.runtime.constraints.grammar import walks
+from genweave.runtime.constraints.grammar import fill, walks
+from genweave.runtime.constraints.grammar.classify import classify
 from genweave.runtime.constraints.grammar.lexers import LexerTable
 from genweave.runtime.constraints.grammar.spec import GrammarSpec
 from genweave.runtime.constraints.grammar.stores import RowStore, StackTable
 from genweave.runtime.constraints.token_trie import EOS, TEXT, TokenTrie
 
+MEMO_ROWS = 256  # recent states whose masks are kept (a state inside a long lexeme repeats)
+
+
+def _max_targets(spec: GrammarSpec) -> int:
+    """How many shift targets the static index keeps per FEED event: the most any terminal has
+    (at most 32; events of terminals with more fall back to run-time walks)."""
+    if spec.lalr is None:
+        return 1
+    action = spec.lalr.action[:, : spec.end]
+    counts = [len(np.unique(column[column >= 0])) for column in action.T]
+    return int(min(max(counts, default=1), 32)) or 1
+
 
 class TokenBase:
-    """What every compiled grammar shares: the vocabulary's trie, its lexers and EOS row."""
+    """What every compiled grammar shares: the vocabulary's trie, its lexers, the EOS row, the
+    static rows of positions and a memo of recent masks."""
 
     def __init__(self, spec: GrammarSpec, trie: TokenTrie, description: str):
         self.spec = spec
@@ -42,7 +56,6 @@ class TokenBase:
         self._eos_row = np.zeros(trie.words, dtype=np.uint32)
         for token in trie.eos_ids:
             self._eos_row[token >> 5] |= np.uint32(1 << (token & 31))
-        self._eos_array = np.array(trie.eos_ids, dtype=np.int64)
         self._trie_arrays = (trie.node_byte, trie.node_depth, trie.node_end, trie.node_tokens_lo,
                              trie.node_tokens_hi, trie.sorted_tokens)
         self._tokens = (trie.token_offsets, trie.token_data)
@@ -50,14 +63,22 @@ class TokenBase:
         # overlay capacity: each lexeme of a token (at most one per byte, plus the final check and
         # $END) pushes one state, plus at most one per nonterminal for chains of empty reductions
         self.capacity = (trie.max_depth + 3) * (len(spec.nonterminals) + 2) + 8
-        self._static_rows = np.empty((trie.max_depth + 1, 2 * trie.max_depth + 16), dtype=np.int32)
+        width = 2 * trie.max_depth + 16  # static overlays: longer ones defer to run time
+        self._static_rows = np.empty((trie.max_depth + 1, width), dtype=np.int32)
+        self._event_width = width + 3
         self._scratch = np.empty(self.capacity, dtype=np.int32)
         self._ov = np.empty(self.capacity, dtype=np.int32)
-        self._cd = np.empty(trie.vocab_size, dtype=np.int32)
+        self._cd = np.empty((trie.vocab_size, 3), dtype=np.int32)
+        self.max_targets = _max_targets(spec)
+        self._sub = np.empty((trie.vocab_size, self.max_targets), dtype=np.int8)
         first = np.zeros(trie.vocab_size, dtype=np.uint8)
         lengths = np.diff(trie.token_offsets)
         first[lengths > 0] = trie.token_data[trie.token_offsets[:-1][lengths > 0]]
         self._first_byte = first
+        self._memo: dict[int, int] = {}
+        self._memo_keys: list[int] = []
+        self._memo_next = 0
+        self._memo_rows = np.zeros((MEMO_ROWS, trie.words), dtype=np.uint32)
 
     def token_kind(self, token: int) -> int:
         """TEXT, EOS or NEVER (also for ids outside the vocabulary)."""
@@ -79,16 +100,77 @@ class TokenBase:
         bits = np.unpackbits(row.view(np.uint8), bitorder="little")[: self.vocab_size]
         return np.flatnonzero(bits)
 
+    def mask(self, states: Sequence[int]) -> torch.Tensor:
+        """Packed allowed-token masks, int32 ``[len(states), ceil(V/32)]`` (a fresh tensor)."""
+        if len(states) == 1:  # the common case, kept short
+            slot = self._memo.get(int(states[0]))
+            if slot is not None:
+                return torch.from_numpy(self._memo_rows[slot:slot + 1].view(np.int32).copy())
+        out = np.empty((len(states), self.words), dtype=np.uint32)
+        todo = []
+        for i, state in enumerate(states):
+            slot = self._memo.get(int(state))
+            if slot is None:
+                todo.append(i)
+            else:
+                out[i] = self._memo_rows[slot]
+        if todo:
+            codes = np.array([int(states[i]) for i in todo], dtype=np.int64)
+            computed = self._compute_masks(codes)
+            out[todo] = computed
+            for code, row in zip(codes.tolist(), computed):
+                self._remember(code, row)
+        return torch.from_numpy(out.view(np.int32))
+
+    def _remember(self, code: int, row: np.ndarray) -> None:
+        if code in self._memo:
+            return
+        slot = self._memo_next
+        if slot < len(self._memo_keys):  # a ring: overwrite the oldest entry
+            del self._memo[self._memo_keys[slot]]
+            self._memo_keys[slot] = code
+        else:
+            self._memo_keys.append(code)
+        self._memo_next = (slot + 1) % MEMO_ROWS
+        self._memo_rows[slot] = row
+        self._memo[code] = slot
+
+    def _compute_masks(self, codes: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _first_dead_row(self, q: int) -> np.ndarray:
+        """Packed row of the tokens whose first byte has no transition from lexer state ``q``."""
+        dead = self.lexers.transitions[q] < 0
+        row = np.packbits(dead[self._first_byte], bitorder="little")
+        return np.pad(row, (0, 4 * self.words - row.size)).view(np.uint32)
+
+    def _classify_position(self, s: int, q: int) -> None:
+        """Compute and store the static row, context-dependent tokens and events of (s, q)."""
+        row = np.zeros(self.words, dtype=np.uint32)
+        capacity = 64
+        while True:
+            events = np.zeros((capacity, self._event_width), dtype=np.int32)
+            targets = np.full((capacity, self.max_targets), -1, dtype=np.int32)
+            count, num_events = classify(s, q, self._trie_arrays, self._tokens, self._tab, self._lay,
+                                         self.stacks.nodes, row, self._cd, events, targets, self._sub,
+                                         self._static_rows, self._scratch)
+            if num_events >= 0:
+                break
+            capacity *= 4
+            row[:] = 0
+        self.store.store(s, q, row, self._cd[:count], events[:num_events], targets[:num_events],
+                         self._sub[:count])
+
     def explain(self) -> str:
         """How the grammar is parsed and what is cached, in one paragraph."""
         spec = self.spec
         kind = ("LALR(1)" if spec.parser_kind == "lalr"
                 else f"Earley (not LALR(1): {spec.conflict})")
-        positions, dependent = self.store.stats()
+        positions, dependent, events = self.store.stats()
         return (f"grammar {self.description}: {kind} parser, {len(spec.terminals)} terminals, "
                 f"{len(spec.rules)} rules, {self.lexers.num_lexers} contextual lexers "
-                f"({self.lexers.num_states} lexer states); {positions} positions cached with "
-                f"{dependent} context-dependent tokens")
+                f"({self.lexers.num_states} lexer states); {positions} positions cached, with "
+                f"{dependent} context-dependent tokens in {events} events")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.description}, {self.spec.parser_kind}, V={self.vocab_size})"
@@ -110,12 +192,17 @@ class LALRGrammar(TokenBase):
         self.stride = self.lexers.num_states
         self._lexer_of = lexer_of
         lengths, lhs = spec.rule_arrays()
-        self._parser = (table.action, table.goto, lengths, lhs, np.int32(table.accept), np.int32(spec.end))
         lex = self.lexers
-        self._lexer = (lex.transitions, lex.terminal, lex.emit_offsets, lex.emit_terminals, lex.starts,
-                       lexer_of, lex.ignored)
+        self._tab, self._lay = walks.pack_tables(
+            {"transitions": lex.transitions, "terminal": lex.terminal, "emit_offsets": lex.emit_offsets,
+             "emit_terminals": lex.emit_terminals, "starts": lex.starts, "lexer_of": lexer_of,
+             "ignored": lex.ignored},
+            {"action": table.action, "goto": table.goto, "rule_len": lengths, "rule_lhs": lhs},
+            {"eos": np.array(trie.eos_ids), "fresh": self.fresh, "stride": self.stride,
+             "capacity": self.capacity, "accept": table.accept, "end": spec.end})
         self.stacks = StackTable(table.initial)
-        self.store = RowStore(table.action.shape[0], self.stride, trie.words)
+        self.store = RowStore(table.action.shape[0], self.stride, trie.words, self._event_width,
+                              self.max_targets)
         self._dead_of = np.full(self.stride, -1, dtype=np.int32)
         self._dead_rows = np.zeros((8, trie.words), dtype=np.uint32)
 
@@ -124,31 +211,25 @@ class LALRGrammar(TokenBase):
     def initial(self) -> int:
         return self.fresh  # node 0 (the initial stack), nothing read
 
-    def mask(self, states: Sequence[int]) -> torch.Tensor:
-        """Packed allowed-token masks, int32 ``[len(states), ceil(V/32)]`` (a fresh tensor)."""
-        codes = np.asarray(states, dtype=np.int64).reshape(-1)
+    def _compute_masks(self, codes: np.ndarray) -> np.ndarray:
         out = np.zeros((codes.shape[0], self.words), dtype=np.uint32)
         missing = np.empty((codes.shape[0], 3), dtype=np.int64)
         todo = None
         while True:
             part = out if todo is None else np.zeros((todo.size, self.words), dtype=np.uint32)
-            missed = self._fill(codes if todo is None else codes[todo], part, missing)
+            store = self.store
+            missed = fill.fill_masks(codes if todo is None else codes[todo], part, missing, self._tab, self._lay,
+                                     self.stacks.nodes, store.row_of, store.rows, store.ranges, store.cd,
+                                     store.events, store.targets, store.sub, self._dead_of, self._dead_rows,
+                                     self._tokens, store.max_events)
             if todo is not None:
                 out[todo] = part
             if not missed:
-                return torch.from_numpy(out.view(np.int32))
+                return out
             for _, kind, key in missing[:missed].tolist():
                 self._fill_cache(kind, key)
             rows = missing[:missed, 0]
             todo = rows if todo is None else todo[rows]
-
-    def _fill(self, codes: np.ndarray, out: np.ndarray, missing: np.ndarray) -> int:
-        store = self.store
-        return walks.fill_masks(codes, self.stride, out, missing,
-                                (store.row_of, store.rows, store.cd_start, store.cd_end, store.cd_tokens),
-                                (self._dead_of, self._dead_rows), self._tokens, self._eos_array, self.fresh,
-                                self._lexer, self._parser, self.stacks.node_state, self.stacks.node_parent,
-                                self.capacity)
 
     def _fill_cache(self, kind: int, key: int) -> None:
         """Compute a missing cached part: a position's static row or a first-dead row."""
@@ -157,13 +238,10 @@ class LALRGrammar(TokenBase):
             if self.store.row_of[s, q] < 0:
                 self._classify_position(s, q)
         elif self._dead_of[key] < 0:
-            dead = self.lexers.transitions[key] < 0
-            row = np.packbits(dead[self._first_byte], bitorder="little")
-            row = np.pad(row, (0, 4 * self.words - row.size)).view(np.uint32)
             index = int(self._dead_of.max(initial=-1)) + 1
             if index == self._dead_rows.shape[0]:
                 self._dead_rows = np.concatenate([self._dead_rows, np.zeros_like(self._dead_rows)])
-            self._dead_rows[index] = row
+            self._dead_rows[index] = self._first_dead_row(key)
             self._dead_of[key] = index
 
     def complete_mask(self, states: Sequence[int]) -> torch.Tensor:
@@ -176,9 +254,8 @@ class LALRGrammar(TokenBase):
             bits = np.unpackbits(masks[i].view(np.uint8), bitorder="little")[: self.vocab_size]
             candidates = np.flatnonzero(bits & (self.trie.token_kind == TEXT)).astype(np.int64)
             node, q = divmod(int(state), self.stride)
-            walks.completing_tokens(candidates, self._tokens, node, q, self.fresh, out[i], self._lexer,
-                                    self._parser, self.stacks.node_state, self.stacks.node_parent,
-                                    self.capacity)
+            fill.completing_tokens(candidates, self._tokens, node, q, out[i], self._tab, self._lay,
+                                   self.stacks.nodes)
             if self.is_complete(state):
                 out[i] |= self._eos_row
         return torch.from_numpy(out.view(np.int32))
@@ -202,9 +279,8 @@ class LALRGrammar(TokenBase):
 
     def _read(self, state: int, data: np.ndarray, start: int, stop: int) -> int:
         node, q = divmod(int(state), self.stride)
-        allowed, q, length, base = walks.check_token(data, start, stop, q, self._ov, 0, node, self._scratch,
-                                                     self._lexer, self._parser, self.stacks.node_state,
-                                                     self.stacks.node_parent)
+        allowed, q, length, base = walks.check_bytes(data, start, stop, node, q, self._ov, self._scratch,
+                                                     self._tab, self._lay, self.stacks.nodes)
         if not allowed:
             return DEAD
         return self.stacks.push(int(base), self._ov[:length].tolist()) * self.stride + int(q)
@@ -218,9 +294,9 @@ class LALRGrammar(TokenBase):
             return self.is_complete(state)
         node, q = divmod(int(state), self.stride)
         offsets = self.trie.token_offsets
-        allowed, _, _, _ = walks.check_token(self.trie.token_data, int(offsets[token]), int(offsets[token + 1]),
-                                             q, self._ov, 0, node, self._scratch, self._lexer, self._parser,
-                                             self.stacks.node_state, self.stacks.node_parent)
+        allowed, _, _, _ = walks.check_bytes(self.trie.token_data, int(offsets[token]), int(offsets[token + 1]),
+                                             node, q, self._ov, self._scratch, self._tab, self._lay,
+                                             self.stacks.nodes)
         return bool(allowed)
 
     def is_complete(self, state: int) -> bool:
@@ -228,18 +304,9 @@ class LALRGrammar(TokenBase):
         if state == DEAD:
             return False
         node, q = divmod(int(state), self.stride)
-        return bool(walks.can_end(q, self.fresh, self._ov, 0, node, self._lexer, self._parser,
-                                  self.stacks.node_state, self.stacks.node_parent))
+        return bool(walks.is_complete(node, q, self._ov, self._tab, self._lay, self.stacks.nodes))
 
     # -- index -------------------------------------------------------------------------------
-
-    def _classify_position(self, s: int, q: int) -> None:
-        row = np.zeros(self.words, dtype=np.uint32)
-        memo = np.full(self.stride, -1, dtype=np.int8)
-        count = walks.classify(s, q, self._trie_arrays, self._lexer, self._parser, self.stacks.node_state,
-                               self.stacks.node_parent, row, self._cd, memo, self._static_rows,
-                               self._scratch)
-        self.store.store(s, q, row, self._cd[:count])
 
     def precompute(self) -> LALRGrammar:
         """Cache the static rows of every position the lexer can be in; returns ``self``."""
@@ -250,6 +317,8 @@ class LALRGrammar(TokenBase):
             for q in states:
                 if self.store.row_of[s, q] < 0:
                     self._classify_position(s, q)
+                if self.lexers.terminal[q] >= 0:
+                    self._fill_cache(1, q)
         return self
 
     def stack(self, state: int) -> list[int]:

@@ -20,22 +20,20 @@ import numpy as np
 
 
 class StackTable:
-    """Interned parser stacks; node 0 is the stack holding only ``initial``."""
+    """Interned parser stacks; node 0 is the stack holding only ``initial``. ``nodes[n]`` is
+    ``(state, parent)`` (int32; the root's parent is -1)."""
 
     def __init__(self, initial: int):
-        self.node_state = np.zeros(64, dtype=np.int32)
-        self.node_parent = np.zeros(64, dtype=np.int32)
+        self.nodes = np.zeros((64, 2), dtype=np.int32)
         self._ids: dict[tuple[int, int], int] = {}
         self.count = 0
         self._new(initial, -1)
 
     def _new(self, state: int, parent: int) -> int:
         node = self.count
-        if node == self.node_state.shape[0]:
-            self.node_state = np.concatenate([self.node_state, np.zeros_like(self.node_state)])
-            self.node_parent = np.concatenate([self.node_parent, np.zeros_like(self.node_parent)])
-        self.node_state[node] = state
-        self.node_parent[node] = parent
+        if node == self.nodes.shape[0]:
+            self.nodes = np.concatenate([self.nodes, np.zeros_like(self.nodes)])
+        self.nodes[node] = (state, parent)
         self._ids[(state, parent)] = node
         self.count += 1
         return node
@@ -48,57 +46,81 @@ class StackTable:
             node = found if found is not None else self._new(*key)
         return node
 
+    def top(self, node: int) -> int:
+        return int(self.nodes[node, 0])
+
     def states(self, node: int) -> list[int]:
         """The stack of ``node``, bottom first."""
         out = []
         while node >= 0:
-            out.append(int(self.node_state[node]))
-            node = int(self.node_parent[node])
+            out.append(int(self.nodes[node, 0]))
+            node = int(self.nodes[node, 1])
         return out[::-1]
 
 
-class RowStore:
-    """Static mask rows and context-dependent token lists, per position (state, lexer state)."""
+def _grown(array: np.ndarray, need: int) -> np.ndarray:
+    """``array`` with at least ``need`` rows (doubling), contents kept."""
+    if need <= array.shape[0]:
+        return array
+    grown = np.zeros((max(need, 2 * array.shape[0]), *array.shape[1:]), dtype=array.dtype)
+    grown[: array.shape[0]] = array
+    return grown
 
-    def __init__(self, num_parser_states: int, num_lexer_states: int, words: int):
+
+class RowStore:
+    """Per position (parser state, lexer state): a static row, context-dependent tokens
+    ``cd[k] = (token, event, offset)`` and events ``events[e] = (kind, symbol, length,
+    overlay...)`` with their shift ``targets`` and the per-target verdicts ``sub`` of FEED tokens;
+    ``ranges[r] = (cd_lo, cd_hi, event_lo, event_hi)``."""
+
+    def __init__(self, num_parser_states: int, num_lexer_states: int, words: int, event_width: int,
+                 max_targets: int):
         self.row_of = np.full((num_parser_states, num_lexer_states), -1, dtype=np.int32)
         self.rows = np.zeros((16, words), dtype=np.uint32)
-        self.cd_start = np.zeros(16, dtype=np.int32)
-        self.cd_end = np.zeros(16, dtype=np.int32)
-        self.cd_tokens = np.zeros(1024, dtype=np.int32)
+        self.ranges = np.zeros((16, 4), dtype=np.int32)
+        self.cd = np.zeros((256, 3), dtype=np.int32)
+        self.events = np.zeros((16, event_width), dtype=np.int32)
+        self.targets = np.full((16, max_targets), -1, dtype=np.int32)
+        self.sub = np.zeros((256, max_targets), dtype=np.int8)
         self.count = 0
+        self.max_events = 0
         self._cd_used = 0
+        self._events_used = 0
 
     def add_parser_states(self, count: int) -> None:
         """Room for ``count`` more parser states (the Earley fallback adds them on the way)."""
         extra = np.full((count, self.row_of.shape[1]), -1, dtype=np.int32)
         self.row_of = np.concatenate([self.row_of, extra])
 
-    def store(self, state: int, q: int, row: np.ndarray, dependent: np.ndarray) -> int:
-        """Record a position's row and context-dependent tokens; returns the row index."""
+    def store(self, state: int, q: int, row: np.ndarray, cd: np.ndarray, events: np.ndarray,
+              targets: np.ndarray, sub: np.ndarray) -> int:
+        """Record a position; ``cd`` holds event indices local to ``events``. Returns the row."""
         r = self.count
-        if r == self.rows.shape[0]:
-            self.rows = np.concatenate([self.rows, np.zeros_like(self.rows)])
-            self.cd_start = np.concatenate([self.cd_start, np.zeros_like(self.cd_start)])
-            self.cd_end = np.concatenate([self.cd_end, np.zeros_like(self.cd_end)])
-        need = self._cd_used + len(dependent)
-        if need > self.cd_tokens.shape[0]:
-            grown = np.zeros(max(need, 2 * self.cd_tokens.shape[0]), dtype=np.int32)
-            grown[: self._cd_used] = self.cd_tokens[: self._cd_used]
-            self.cd_tokens = grown
+        self.rows = _grown(self.rows, r + 1)
+        self.ranges = _grown(self.ranges, r + 1)
+        lo, hi = self._cd_used, self._cd_used + len(cd)
+        elo, ehi = self._events_used, self._events_used + len(events)
+        self.cd = _grown(self.cd, hi)
+        self.events = _grown(self.events, ehi)
+        self.targets = _grown(self.targets, ehi)
+        self.sub = _grown(self.sub, hi)
+        self.targets[elo:ehi] = targets
+        self.sub[lo:hi] = sub
         self.rows[r] = row
-        self.cd_start[r] = self._cd_used
-        self.cd_tokens[self._cd_used:need] = dependent
-        self.cd_end[r] = need
-        self._cd_used = need
+        self.cd[lo:hi] = cd
+        self.cd[lo:hi, 1] += elo
+        self.events[elo:ehi] = events
+        self.ranges[r] = (lo, hi, elo, ehi)
+        self._cd_used, self._events_used = hi, ehi
+        self.max_events = max(self.max_events, len(events))
         self.row_of[state, q] = r
         self.count += 1
         return r
 
     def dependent(self, r: int) -> np.ndarray:
         """The context-dependent tokens of row ``r``."""
-        return self.cd_tokens[self.cd_start[r]:self.cd_end[r]]
+        return self.cd[self.ranges[r, 0]:self.ranges[r, 1], 0]
 
-    def stats(self) -> tuple[int, int]:
-        """(positions cached, context-dependent tokens stored)."""
-        return self.count, self._cd_used
+    def stats(self) -> tuple[int, int, int]:
+        """(positions cached, context-dependent tokens, events) stored."""
+        return self.count, self._cd_used, self._events_used

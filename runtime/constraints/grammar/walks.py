@@ -1,22 +1,23 @@
 """Numba kernels: token bytes through (contextual lexer, LR parser stack), exactly.
 
-A parser stack is a persistent linked list of nodes (``node_state[n]``, ``node_parent[n]``; the
-root's parent is -1) plus, during a walk, an *overlay*: states pushed on top of a base node, in
+A parser stack is a persistent linked list of nodes (``nodes[n] = (state, parent)``; the root's
+parent is -1) plus, during a walk, an *overlay*: states pushed on top of a base node, in
 ``ov[:ov_len]``. The stack is ``chain(base) + ov[:ov_len]``. In *static* mode (``base = -1``)
 only the overlay is known: it starts as ``[s]``, the top state of some unknown stack, and any
-step that needs a state below it answers UNKNOWN — what decides whether a token's acceptance
-depends on the rest of the stack ("context-dependent", checked per sequence at mask time) or
-not (cached per (top state, lexer state) position).
+step that needs a state below it answers UNKNOWN. That splits a position's tokens into those
+whose fate is decided by ``s`` alone (cached rows) and *context-dependent* ones, which are
+grouped by the *event* where the unknown part of the stack is first needed: feeding a terminal
+at a lexeme boundary (FEED) or the final check of the lexeme in progress (END). At mask time
+each event is evaluated once on the real stack; END tokens take its verdict, FEED tokens walk
+their remaining bytes from the stack it produced.
 
-Tables: ``action[s, t]`` (``>= 0`` shift, ``-1`` error, ``<= -2`` reduce by rule ``-a - 2``),
-``goto[s, A]``, ``rule_len``, ``rule_lhs``; ``accept`` is the state whose goto on $END accepts;
-``end`` is the $END column. Lexer: ``lex_trans[q, byte]`` (global states, -1 dead),
-``lex_term[q]`` (the terminal a lexeme ending in ``q`` becomes, -1), ``emit_off``/``emit_terms``
-(terminals a lexeme in ``q`` can still end as), ``lex_start[lexer]``, ``lexer_of[s]`` (-1: the
-lexer is not known statically, Earley) and ``ignored[t]``.
-
-The *packed* tuples ``lexer = (lex_trans, lex_term, emit_off, emit_terms, lex_start, lexer_of,
-ignored)`` and ``parser = (action, goto, rule_len, rule_lhs, accept, end)`` keep signatures short.
+All static tables live in one int32 array ``tab`` described by ``lay`` (see :func:`views`):
+lexer ``lex_trans[q, byte]`` (global states, -1 dead), ``lex_term[q]`` (the terminal a lexeme
+ending in ``q`` becomes, -1), ``emit_off``/``emit_terms`` (terminals a lexeme in ``q`` can
+still end as), ``lex_start[lexer]``, ``lexer_of[s]`` (-1: not known statically), ``ignored[t]``;
+parser ``action[s, t]`` (``>= 0`` shift, -1 error, ``<= -2`` reduce by rule ``-a - 2``),
+``goto[s, A]``, ``rule_len``, ``rule_lhs``, ``accept`` (the state whose goto on $END accepts)
+and ``end`` (the $END column).
 """
 
 from __future__ import annotations
@@ -25,6 +26,69 @@ import numba
 import numpy as np
 
 ERROR, SHIFTED, UNKNOWN, OVERFLOW = 0, 1, 2, 3
+END_EVENT, FEED_EVENT = 0, 1
+
+# Slots of ``lay``.
+(L_NQ, L_TRANS, L_TERM, L_EMIT_OFF, L_EMIT, L_NEMIT, L_START, L_NLEX, L_LEXER_OF, L_NSTATES, L_IGNORED,
+ L_NTERMS, L_ACTION, L_GOTO, L_NNT, L_RULE_LEN, L_NRULES, L_RULE_LHS, L_ACCEPT, L_END, L_FRESH, L_STRIDE,
+ L_CAPACITY, L_EOS, L_NEOS, L_SIZE) = range(26)
+
+
+def pack_tables(lexer: dict, parser: dict, scalars: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``(tab, lay)`` from the named arrays of the module docstring and the scalars ``fresh``,
+    ``stride``, ``capacity``, ``accept``, ``end`` and the array ``eos``."""
+    parts, lay, offset = [], np.zeros(L_SIZE, dtype=np.int64), 0
+
+    def put(slot, array):
+        nonlocal offset
+        flat = np.ascontiguousarray(array, dtype=np.int32).reshape(-1)
+        lay[slot] = offset
+        parts.append(flat)
+        offset += flat.size
+
+    put(L_TRANS, lexer["transitions"])
+    put(L_TERM, lexer["terminal"])
+    put(L_EMIT_OFF, lexer["emit_offsets"])
+    put(L_EMIT, lexer["emit_terminals"])
+    put(L_START, lexer["starts"])
+    put(L_LEXER_OF, lexer["lexer_of"])
+    put(L_IGNORED, lexer["ignored"])
+    put(L_ACTION, parser["action"])
+    put(L_GOTO, parser["goto"])
+    put(L_RULE_LEN, parser["rule_len"])
+    put(L_RULE_LHS, parser["rule_lhs"])
+    put(L_EOS, scalars["eos"])
+    lay[L_NQ] = lexer["transitions"].shape[0]
+    lay[L_NEMIT], lay[L_NLEX] = len(lexer["emit_terminals"]), len(lexer["starts"])
+    lay[L_NSTATES], lay[L_NTERMS] = parser["action"].shape[0], len(lexer["ignored"])
+    lay[L_NNT], lay[L_NRULES] = parser["goto"].shape[1], len(parser["rule_len"])
+    lay[L_NEOS] = len(scalars["eos"])
+    for slot, name in ((L_ACCEPT, "accept"), (L_END, "end"), (L_FRESH, "fresh"), (L_STRIDE, "stride"),
+                       (L_CAPACITY, "capacity")):
+        lay[slot] = scalars[name]
+    tab = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+    return tab, lay
+
+
+@numba.njit(cache=True)
+def views(tab, lay):  # pragma: no cover - compiled
+    """``(lexer, parser)`` tuples of views into ``tab``."""
+    nq, nstates = lay[L_NQ], lay[L_NSTATES]
+    lex_trans = tab[lay[L_TRANS]:lay[L_TRANS] + nq * 256].reshape((nq, 256))
+    lex_term = tab[lay[L_TERM]:lay[L_TERM] + nq]
+    emit_off = tab[lay[L_EMIT_OFF]:lay[L_EMIT_OFF] + nq + 1]
+    emit_terms = tab[lay[L_EMIT]:lay[L_EMIT] + lay[L_NEMIT]]
+    lex_start = tab[lay[L_START]:lay[L_START] + lay[L_NLEX]]
+    lexer_of = tab[lay[L_LEXER_OF]:lay[L_LEXER_OF] + nstates]
+    ignored = tab[lay[L_IGNORED]:lay[L_IGNORED] + lay[L_NTERMS]]
+    width = lay[L_NTERMS] + 1
+    action = tab[lay[L_ACTION]:lay[L_ACTION] + nstates * width].reshape((nstates, width))
+    goto = tab[lay[L_GOTO]:lay[L_GOTO] + nstates * lay[L_NNT]].reshape((nstates, lay[L_NNT]))
+    rule_len = tab[lay[L_RULE_LEN]:lay[L_RULE_LEN] + lay[L_NRULES]]
+    rule_lhs = tab[lay[L_RULE_LHS]:lay[L_RULE_LHS] + lay[L_NRULES]]
+    lexer = (lex_trans, lex_term, emit_off, emit_terms, lex_start, lexer_of, ignored)
+    parser = (action, goto, rule_len, rule_lhs, np.int32(lay[L_ACCEPT]), np.int32(lay[L_END]))
+    return lexer, parser
 
 
 @numba.njit(cache=True, inline="always")
@@ -78,9 +142,9 @@ def feed(term, ov, ov_len, base, parser, node_state, node_parent):  # pragma: no
 @numba.njit(cache=True)
 def viable(q, ov, ov_len, base, scratch, lexer, parser, node_state, node_parent):  # pragma: no cover
     """Whether the lexeme in progress (lexer state ``q``) can still end as a terminal the stack
-    accepts: SHIFTED (yes), ERROR (no) or UNKNOWN (depends on the unknown part of the stack)."""
+    accepts: SHIFTED (yes), ERROR (no), UNKNOWN/OVERFLOW (undecided here)."""
     emit_off, emit_terms, ignored = lexer[2], lexer[3], lexer[6]
-    unknown = False
+    undecided = ERROR
     for k in range(emit_off[q], emit_off[q + 1]):
         term = emit_terms[k]
         if ignored[term]:
@@ -90,8 +154,8 @@ def viable(q, ov, ov_len, base, scratch, lexer, parser, node_state, node_parent)
         if status == SHIFTED:
             return SHIFTED
         if status != ERROR:
-            unknown = True
-    return UNKNOWN if unknown else ERROR
+            undecided = status
+    return undecided
 
 
 @numba.njit(cache=True)
@@ -140,11 +204,8 @@ def walk_bytes(data, start, stop, q, ov, ov_len, base, lexer, parser, node_state
 
 
 @numba.njit(cache=True)
-def check_token(data, start, stop, q, ov, ov_len, base, scratch, lexer, parser, node_state,
-                node_parent):  # pragma: no cover - compiled
-    """Whether the bytes keep the sequence (stack ``chain(base) + ov[:ov_len]``, lexer state
-    ``q``) viable, on the full stack. Leaves the new overlay in ``ov``; returns ``(allowed, q,
-    ov_len, base)``."""
+def _walk_and_check(data, start, stop, q, ov, ov_len, base, scratch, lexer, parser, node_state,
+                    node_parent):  # pragma: no cover - compiled
     status, q, ov_len, base = walk_bytes(data, start, stop, q, ov, ov_len, base, lexer, parser,
                                          node_state, node_parent)
     if status == OVERFLOW:
@@ -157,189 +218,22 @@ def check_token(data, start, stop, q, ov, ov_len, base, scratch, lexer, parser, 
     return verdict == SHIFTED, q, ov_len, base
 
 
+@numba.njit(cache=True)
+def check_bytes(data, start, stop, node, q, ov, scratch, tab, lay, nodes):  # pragma: no cover
+    """Whether ``data[start:stop]`` keeps the sequence (stack ``node``, lexer state ``q``)
+    viable. Leaves the overlay pushed on the returned base in ``ov``; returns ``(allowed, q,
+    ov_len, base)``."""
+    lexer, parser = views(tab, lay)
+    return _walk_and_check(data, start, stop, q, ov, 0, node, scratch, lexer, parser, nodes[:, 0],
+                           nodes[:, 1])
+
+
+@numba.njit(cache=True)
+def is_complete(node, q, ov, tab, lay, nodes):  # pragma: no cover - compiled
+    lexer, parser = views(tab, lay)
+    return can_end(q, lay[L_FRESH], ov, 0, node, lexer, parser, nodes[:, 0], nodes[:, 1])
+
+
 @numba.njit(cache=True, inline="always")
 def _set_bit(row, token):  # pragma: no cover - compiled
     row[token >> 5] |= np.uint32(1) << np.uint32(token & 31)
-
-
-@numba.njit(cache=True)
-def _subtree_tokens(i, node_end, node_lo, num_sorted):  # pragma: no cover - compiled
-    """The range of sorted-token positions in the subtree of trie node ``i``."""
-    end = node_end[i]
-    return node_lo[i], (node_lo[end] if end < node_end.shape[0] else num_sorted)
-
-
-@numba.njit(cache=True)
-def classify(s, q0, trie, lexer, parser, node_state, node_parent, row, cd, memo, ov_rows,
-             scratch):  # pragma: no cover - compiled
-    """The static part of the mask of position (top state ``s``, lexer state ``q0``): sets in
-    ``row`` the tokens accepted whatever lies below ``s`` on the stack and writes to ``cd`` the
-    context-dependent ones; returns their count. ``memo`` (int8 [Q], -1) caches the final
-    verdict of tokens that stay in the first lexeme; ``ov_rows`` is [max_depth + 1, capacity]."""
-    node_byte, node_depth, node_end, node_lo, node_hi, sorted_tokens = trie
-    lex_trans, lex_term, lex_start, lexer_of, ignored = lexer[0], lexer[1], lexer[4], lexer[5], lexer[6]
-    depth_max = ov_rows.shape[0]
-    pq = np.empty(depth_max, np.int32)
-    src = np.empty(depth_max, np.int32)
-    olen = np.empty(depth_max, np.int32)
-    pq[0] = q0
-    src[0] = 0
-    olen[0] = 1
-    ov_rows[0, 0] = s
-    count = 0
-    n = node_byte.shape[0]
-    i = 0
-    while i < n:
-        d = node_depth[i]
-        byte = node_byte[i]
-        parent_src = src[d - 1]
-        q = lex_trans[pq[d - 1], byte]
-        if q >= 0:
-            src[d] = parent_src
-        elif d == 1:  # the token ends the lexeme in progress: the mask adds these at runtime
-            i = node_end[i]
-            continue
-        else:
-            term = lex_term[pq[d - 1]]
-            if term < 0:
-                i = node_end[i]
-                continue
-            status = SHIFTED
-            if ignored[term]:
-                src[d] = parent_src
-            else:
-                length = olen[parent_src]
-                ov_rows[d, :length] = ov_rows[parent_src, :length]
-                status, length, _ = feed(term, ov_rows[d], length, -1, parser, node_state, node_parent)
-                olen[d] = length
-                src[d] = d
-            if status == SHIFTED:
-                lexer_id = lexer_of[ov_rows[src[d], olen[src[d]] - 1]]
-                status = UNKNOWN if lexer_id < 0 else SHIFTED
-            if status != SHIFTED:
-                if status != ERROR:  # the stack below s decides: every token below is checked later
-                    lo, hi = _subtree_tokens(i, node_end, node_lo, sorted_tokens.shape[0])
-                    for k in range(lo, hi):
-                        cd[count] = sorted_tokens[k]
-                        count += 1
-                i = node_end[i]
-                continue
-            q = lex_trans[lex_start[lexer_id], byte]
-            if q < 0:
-                i = node_end[i]
-                continue
-        pq[d] = q
-        if node_hi[i] > node_lo[i]:
-            here = src[d]
-            if here == 0 and memo[q] >= 0:
-                verdict = memo[q]
-            else:
-                verdict = viable(q, ov_rows[here], olen[here], -1, scratch, lexer, parser, node_state,
-                                 node_parent)
-                if here == 0:
-                    memo[q] = verdict
-            for k in range(node_lo[i], node_hi[i]):
-                if verdict == SHIFTED:
-                    _set_bit(row, sorted_tokens[k])
-                elif verdict != ERROR:
-                    cd[count] = sorted_tokens[k]
-                    count += 1
-        i += 1
-    return count
-
-
-@numba.njit(cache=True)
-def _check_dependent(out_row, r, q_from, first_q, ov, ov_len, base, work, scratch, cd_start, cd_end,
-                     cd_tokens, tokens, lexer, parser, node_state, node_parent):  # pragma: no cover
-    """Check the context-dependent tokens of row ``r`` from (``chain(base) + ov``, ``q_from``);
-    with ``first_q >= 0`` only those whose first byte ends a lexeme in state ``first_q``."""
-    token_offsets, token_data = tokens
-    lex_trans = lexer[0]
-    for k in range(cd_start[r], cd_end[r]):
-        token = cd_tokens[k]
-        start = token_offsets[token]
-        if first_q >= 0 and lex_trans[first_q, token_data[start]] >= 0:
-            continue
-        work[:ov_len] = ov[:ov_len]
-        allowed, _, _, _ = check_token(token_data, start, token_offsets[token + 1], q_from, work, ov_len,
-                                       base, scratch, lexer, parser, node_state, node_parent)
-        if allowed:
-            _set_bit(out_row, token)
-
-
-@numba.njit(cache=True)
-def fill_masks(states, stride, out, missing, store, first_dead, tokens, eos_ids, fresh, lexer, parser,
-               node_state, node_parent, capacity):  # pragma: no cover - compiled
-    """Mask rows of encoded states (``node * stride + q``, -1 dead) into ``out`` (uint32, zeroed).
-
-    A row is the cached static row of the position (top state, q) with its context-dependent
-    tokens checked on the real stack; when the lexeme in progress may end, plus the tokens whose
-    first byte ends it: the row of the position after feeding its terminal (computed here on
-    the real stack), restricted to first bytes that are dead in ``q`` (``first_dead``). EOS where
-    the text may end. ``store = (row_of, rows, cd_start, cd_end, cd_tokens)``. A row whose cached
-    parts are missing is left alone and ``(i, kind, key)`` written to ``missing``: kind 0 a
-    position ``key = s * stride + q``, kind 1 the first-dead row of ``q = key``. Returns the count.
-    """
-    row_of, rows, cd_start, cd_end, cd_tokens = store
-    dead_of, dead_rows = first_dead
-    lex_term, lex_start, lexer_of, ignored = lexer[1], lexer[4], lexer[5], lexer[6]
-    ov = np.empty(capacity, np.int32)
-    work = np.empty(capacity, np.int32)
-    scratch = np.empty(capacity, np.int32)
-    missed = 0
-    for i in range(states.shape[0]):
-        state = states[i]
-        if state < 0:
-            continue
-        node = state // stride
-        q = state % stride
-        s = node_state[node]
-        r = row_of[s, q]
-        if r < 0:
-            missing[missed, 0], missing[missed, 1], missing[missed, 2] = i, 0, s * stride + q
-            missed += 1
-            continue
-        r2, q2, length, base = -1, -1, 0, node
-        term = lex_term[q] if q != fresh else -1
-        if term >= 0:
-            status = SHIFTED
-            if not ignored[term]:
-                status, length, base = feed(term, ov, 0, node, parser, node_state, node_parent)
-            if status == SHIFTED:
-                s2 = _top(ov, length, base, node_state)
-                q2 = lex_start[lexer_of[s2]]
-                r2 = row_of[s2, q2]
-                if r2 < 0:
-                    missing[missed, 0], missing[missed, 1], missing[missed, 2] = i, 0, s2 * stride + q2
-                    missed += 1
-                    continue
-                if dead_of[q] < 0:
-                    missing[missed, 0], missing[missed, 1], missing[missed, 2] = i, 1, q
-                    missed += 1
-                    continue
-        out[i, :] = rows[r]
-        _check_dependent(out[i], r, q, -1, ov, 0, node, work, scratch, cd_start, cd_end, cd_tokens,
-                         tokens, lexer, parser, node_state, node_parent)
-        if r2 >= 0:
-            out[i, :] |= rows[r2] & dead_rows[dead_of[q]]
-            _check_dependent(out[i], r2, q2, q, ov, length, base, work, scratch, cd_start, cd_end,
-                             cd_tokens, tokens, lexer, parser, node_state, node_parent)
-        if can_end(q, fresh, ov, 0, node, lexer, parser, node_state, node_parent):
-            for token in eos_ids:
-                _set_bit(out[i], token)
-    return missed
-
-
-@numba.njit(cache=True)
-def completing_tokens(candidates, tokens, node, q, fresh, out, lexer, parser, node_state, node_parent,
-                      capacity):  # pragma: no cover - compiled
-    """Set in ``out`` the candidate tokens after which the text may end (for budgets)."""
-    token_offsets, token_data = tokens
-    ov = np.empty(capacity, np.int32)
-    scratch = np.empty(capacity, np.int32)
-    for token in candidates:
-        allowed, q2, ov_len, base = check_token(token_data, token_offsets[token], token_offsets[token + 1],
-                                                q, ov, 0, node, scratch, lexer, parser, node_state,
-                                                node_parent)
-        if allowed and can_end(q2, fresh, ov, ov_len, base, lexer, parser, node_state, node_parent):
-            _set_bit(out, token)

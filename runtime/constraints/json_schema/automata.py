@@ -19,7 +19,7 @@ gather), and only the subsets at junctions go through Python.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 from scipy.sparse import csr_array

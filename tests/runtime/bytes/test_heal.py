@@ -91,7 +91,7 @@ def test_healed_state_continues_its_tokens(lm):
     for healed in {id(h.state): h for h in draws}.values():
         assert healed.state.size == 1 and healed.state.nodes == (0,)
         assert healed.state.tokens(0) == healed.tokens
-        torch.testing.assert_close(lm.logits(healed.state.lm_state)[0], lm.next_token_logprobs(healed.tokens))
+        torch.testing.assert_close(lm.logits(healed.model_state(lm))[0], lm.next_token_logprobs(healed.tokens))
 
 
 def test_heal_at_a_token_boundary_changes_nothing(lm):

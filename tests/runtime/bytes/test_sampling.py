@@ -32,8 +32,8 @@ class NaiveBytes:
     def prefill(self, prompt: bytes = b"") -> bytes:
         return bytes(prompt)
 
-    def advance(self, state: bytes, byte: int) -> bytes:
-        return state + bytes([byte])
+    def advance_many(self, steps: list[tuple[bytes, int]]) -> list[bytes]:
+        return [state + bytes([byte]) for state, byte in steps]
 
     def next_byte_logprobs(self, state: bytes) -> torch.Tensor:
         probs = self.lm.next_token_logprobs(self.lm.encode(state.decode())).exp()

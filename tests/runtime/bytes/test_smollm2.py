@@ -9,7 +9,7 @@ import pytest
 import torch
 from byte_oracles import g_test_pvalue
 
-from genweave.runtime.bytes import EOT, ByteLM, HFTokenization, heal
+from genweave.runtime.bytes import ByteLM, HFTokenization, heal
 from genweave.runtime.bytes.sample import multinomial_counts
 
 pytestmark = pytest.mark.model
@@ -53,7 +53,7 @@ def test_next_byte_distribution_mid_token(byte_lm):
     assert float(logprobs[ord("e")].exp()) > 0.3 and float(logprobs[ord("a")].exp()) > 0.01
     # a pruned beam agrees closely with the exact one
     pruned = ByteLM(byte_lm.model, beam=4).next_byte_logprobs(MID_TOKEN)
-    assert float((pruned.exp() - logprobs.exp()).abs().sum()) / 2 < 1e-3
+    assert float((pruned.exp() - logprobs.exp()).abs().sum()) / 2 < 5e-3
 
 
 def test_heal_first_byte_law_mid_token(byte_lm):
@@ -91,7 +91,7 @@ def test_heal_at_a_token_boundary_changes_nothing(byte_lm, smollm2):
     [healed] = heal(byte_lm, AT_BOUNDARY, generator=generator)
     assert torch.equal(generator.get_state(), before)
     assert healed.tokens == tuple(smollm2.encode(AT_BOUNDARY.decode())) and healed.hole == b""
-    healed_run = _decode(smollm2, healed.state.lm_state, generator)
+    healed_run = _decode(smollm2, healed.model_state(smollm2), generator)
     plain_run = _decode(smollm2, smollm2.prefill([smollm2.encode(AT_BOUNDARY.decode())]),
                         torch.Generator().manual_seed(11))
     assert healed_run == plain_run
@@ -106,18 +106,20 @@ def _decode(model, state, generator, steps: int = 6) -> list[int]:
     return tokens
 
 
-def test_canonical_pairs_on_smollm2(smollm2):
-    """The bigram test accepts the tokenizer's own encodings and rejects a split it never makes."""
+def test_canonical_mode_on_smollm2(smollm2):
+    """The bigram test keeps the tokenizer's own encoding, rejects a split it never makes, and the
+    canonical beam is small and close to the all-tokenizations one."""
     tok = HFTokenization(smollm2)
-    ids = tok.encode(b" the guidance")
-    for i in range(len(ids)):
-        assert bool(tok.canonical_mask(tuple(ids[:i]))[ids[i]])
     guid = tok.encode(b"guid")
     pieces = [tok.encode(b"gu")[0], tok.encode(b"id")[0]]
-    assert len(guid) == 1 and guid != pieces
+    assert len(guid) == 1 and bool(tok.canonical_mask(())[guid[0]])
     assert not bool(tok.canonical_mask((pieces[0],))[pieces[1]])
     assert not bool(tok.canonical_mask(())[smollm2.vocab.eos_ids[0]])
-    state = ByteLM(smollm2, mode="canonical").prefill(b"Hello, worl")
-    assert all(len(context) <= 1 for context in state.contexts)
-    assert float(ByteLM(smollm2, mode="canonical").next_byte_logprobs(state)[ord("d")].exp()) > 0.5
-    assert EOT == 256
+    canonical = ByteLM(smollm2, mode="canonical", tokenization=tok)
+    state = canonical.prefill(b"Hello, worl")
+    own = tuple(tok.encode(b"Hello, worl"))
+    assert state.size <= 4 and any(state.tokens(h) == own for h in range(state.size))
+    logprobs = canonical.next_byte_logprobs(state)
+    assert float(logprobs[ord("d")].exp()) > 0.99
+    every = ByteLM(smollm2).next_byte_logprobs(b"Hello, worl")
+    assert float((every.exp() - logprobs.exp()).abs().sum()) / 2 < 1e-3

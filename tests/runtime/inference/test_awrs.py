@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from genweave.dsl.errors import NaNLogitsError
 from genweave.runtime.inference.awrs import AWRSConfig, ListOrder, awrs, recursive_walk
 from genweave.testing import assert_matches
 
@@ -152,3 +153,9 @@ def test_rows_are_walked_with_their_own_condition():
     assert draw.tokens.tolist() == list(range(6))
     # the recursive weight is p(x) or p(V minus R) >= p(x): never below p(x) = 1/6
     assert (np.exp(draw.log_weights) >= 1 / 6 - 1e-15).all()
+
+
+def test_nan_rows_are_reported():
+    logw = torch.tensor([[0.0, float("nan")]], dtype=torch.float64)
+    with pytest.raises(NaNLogitsError, match="row 0"):
+        awrs(logw, lambda row, token: True)

@@ -1,0 +1,192 @@
+"""Run-time masks: cached static rows plus context-dependent tokens checked on the real stack.
+
+The store (:class:`~genweave.runtime.constraints.grammar.stores.RowStore`) gives, per position,
+its static row, its context-dependent tokens ``cd[k] = (token, event, offset)`` and its events
+(``ranges[r] = (cd_lo, cd_hi, event_lo, event_hi)``). :func:`fill_masks` evaluates each event
+of a row once on the sequence's stack, then decides the tokens: an END token takes the verdict
+of its event, a FEED token walks its bytes after ``offset`` from the stack the event produced.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from genweave.runtime.constraints.grammar.walks import (
+    END_EVENT,
+    L_CAPACITY,
+    L_EOS,
+    L_FRESH,
+    L_NEOS,
+    L_STRIDE,
+    OVERFLOW,
+    SHIFTED,
+    UNKNOWN,
+    _top,
+    _walk_and_check,
+    can_end,
+    feed,
+    viable,
+    views,
+)
+
+
+@numba.njit(cache=True, inline="always")
+def _set_bit(row, token):  # pragma: no cover - compiled
+    row[token >> 5] |= np.uint32(1) << np.uint32(token & 31)
+
+
+@numba.njit(cache=True)
+def _evaluate_events(lo, hi, events, targets, ov0, len0, base0, ev_ov, ev_len, ev_base, ev_ok, ev_target,
+                     scratch, lexer, parser, node_state, node_parent):  # pragma: no cover - compiled
+    """Evaluate events ``lo:hi`` on the stack ``chain(base0) + ov0[:len0]`` (their static
+    overlays start with that stack's top state, which is dropped); for a FEED event also the
+    index of the state it shifted to among its targets (-1 if not listed)."""
+    for e in range(lo, hi):
+        j = e - lo
+        length = events[e, 2]
+        ev_ov[j, :len0] = ov0[:len0]
+        n = len0
+        for k in range(1, length):
+            ev_ov[j, n] = events[e, 3 + k]
+            n += 1
+        if events[e, 0] == END_EVENT:
+            verdict = viable(events[e, 1], ev_ov[j], n, base0, scratch, lexer, parser, node_state, node_parent)
+            ev_ok[j] = verdict == SHIFTED
+        else:
+            verdict, n, base = feed(events[e, 1], ev_ov[j], n, base0, parser, node_state, node_parent)
+            ev_ok[j] = verdict == SHIFTED
+            ev_len[j] = n
+            ev_base[j] = base
+            ev_target[j] = -1
+            if verdict == SHIFTED:
+                top = _top(ev_ov[j], n, base, node_state)
+                for t in range(targets.shape[1]):
+                    if targets[e, t] == top:
+                        ev_target[j] = t
+        if verdict == OVERFLOW:
+            raise RuntimeError("grammar stack overlay overflow")
+
+
+@numba.njit(cache=True)
+def _dependent(out_row, r, first_q, ov0, len0, base0, store, tokens, work, scratch, ev, lexer, parser,
+               node_state, node_parent):  # pragma: no cover - compiled
+    """Set the allowed context-dependent tokens of row ``r`` on the stack ``chain(base0) +
+    ov0``; with ``first_q >= 0`` only tokens whose first byte ends a lexeme in state ``first_q``."""
+    token_offsets, token_data = tokens
+    ranges, cd, events, targets, sub = store
+    ev_ov, ev_len, ev_base, ev_ok, ev_target = ev
+    lex_trans, lex_start, lexer_of = lexer[0], lexer[4], lexer[5]
+    cd_lo, cd_hi, ev_lo, ev_hi = ranges[r, 0], ranges[r, 1], ranges[r, 2], ranges[r, 3]
+    if cd_lo == cd_hi:
+        return
+    _evaluate_events(ev_lo, ev_hi, events, targets, ov0, len0, base0, ev_ov, ev_len, ev_base, ev_ok, ev_target,
+                     scratch, lexer, parser, node_state, node_parent)
+    for k in range(cd_lo, cd_hi):
+        token = cd[k, 0]
+        start = token_offsets[token]
+        if first_q >= 0 and lex_trans[first_q, token_data[start]] >= 0:
+            continue
+        j = cd[k, 1] - ev_lo
+        if not ev_ok[j]:
+            continue
+        if events[cd[k, 1], 0] == END_EVENT:
+            _set_bit(out_row, token)
+            continue
+        t = ev_target[j]
+        verdict = sub[k, t] if t >= 0 else UNKNOWN
+        if verdict == SHIFTED:
+            _set_bit(out_row, token)
+        if verdict != UNKNOWN:
+            continue
+        n = ev_len[j]
+        work[:n] = ev_ov[j, :n]
+        base = ev_base[j]
+        q = lex_start[lexer_of[_top(work, n, base, node_state)]]
+        allowed, _, _, _ = _walk_and_check(token_data, start + cd[k, 2], token_offsets[token + 1], q, work, n,
+                                           base, scratch, lexer, parser, node_state, node_parent)
+        if allowed:
+            _set_bit(out_row, token)
+
+
+@numba.njit(cache=True)
+def fill_masks(states, out, missing, tab, lay, nodes, row_of, rows, ranges, cd, events, targets, sub, dead_of,
+               dead_rows, tokens, max_events):  # pragma: no cover - compiled
+    """Mask rows of encoded states (``node * stride + q``, -1 dead) into ``out`` (uint32, zeroed).
+
+    A row is the cached static row of the position (top state, q) with its context-dependent
+    tokens checked on the real stack; when the lexeme in progress may end, plus the tokens whose
+    first byte ends it: those of the position after feeding its terminal (computed here on the
+    real stack), restricted to first bytes dead in ``q`` (the row ``dead_rows[dead_of[q]]``).
+    EOS where the text may end. A row whose cached parts are missing is left alone and
+    ``(i, kind, key)`` written to ``missing``: kind 0 a position ``key = s * stride + q``, kind 1
+    the first-dead row of ``q = key``. Returns how many.
+    """
+    lexer, parser = views(tab, lay)
+    node_state, node_parent = nodes[:, 0], nodes[:, 1]
+    lex_term, lex_start, lexer_of, ignored = lexer[1], lexer[4], lexer[5], lexer[6]
+    stride, fresh, capacity = lay[L_STRIDE], lay[L_FRESH], lay[L_CAPACITY]
+    eos_ids = tab[lay[L_EOS]:lay[L_EOS] + lay[L_NEOS]]
+    ov = np.empty(capacity, np.int32)
+    work = np.empty(capacity, np.int32)
+    scratch = np.empty(capacity, np.int32)
+    ev_ov = np.empty((max(max_events, 1), capacity), np.int32)
+    ev_ok = np.empty(max(max_events, 1), np.bool_)
+    ev = (ev_ov, np.empty(max(max_events, 1), np.int32), np.empty(max(max_events, 1), np.int32), ev_ok,
+          np.empty(max(max_events, 1), np.int32))
+    store = (ranges, cd, events, targets, sub)
+    missed = 0
+    for i in range(states.shape[0]):
+        state = states[i]
+        if state < 0:
+            continue
+        node = state // stride
+        q = state % stride
+        s = node_state[node]
+        r = row_of[s, q]
+        if r < 0:
+            missing[missed, 0], missing[missed, 1], missing[missed, 2] = i, 0, s * stride + q
+            missed += 1
+            continue
+        r2, q2, length, base = -1, -1, 0, node
+        term = lex_term[q] if q != fresh else -1
+        if term >= 0:
+            status = SHIFTED
+            if not ignored[term]:
+                status, length, base = feed(term, ov, 0, node, parser, node_state, node_parent)
+            if status == SHIFTED:
+                s2 = _top(ov, length, base, node_state)
+                q2 = lex_start[lexer_of[s2]]
+                r2 = row_of[s2, q2]
+                if r2 < 0 or dead_of[q] < 0:
+                    missing[missed, 0] = i
+                    missing[missed, 1] = 0 if r2 < 0 else 1
+                    missing[missed, 2] = s2 * stride + q2 if r2 < 0 else q
+                    missed += 1
+                    continue
+        out[i, :] = rows[r]
+        _dependent(out[i], r, -1, ov, 0, node, store, tokens, work, scratch, ev, lexer, parser, node_state,
+                   node_parent)
+        if r2 >= 0:
+            out[i, :] |= rows[r2] & dead_rows[dead_of[q]]
+            _dependent(out[i], r2, q, ov, length, base, store, tokens, work, scratch, ev, lexer, parser,
+                       node_state, node_parent)
+        if can_end(q, fresh, ov, 0, node, lexer, parser, node_state, node_parent):
+            for token in eos_ids:
+                _set_bit(out[i], token)
+    return missed
+
+
+@numba.njit(cache=True)
+def completing_tokens(candidates, tokens, node, q, out, tab, lay, nodes):  # pragma: no cover - compiled
+    """Set in ``out`` the candidate tokens after which the text may end (for token budgets)."""
+    lexer, parser = views(tab, lay)
+    node_state, node_parent = nodes[:, 0], nodes[:, 1]
+    token_offsets, token_data = tokens
+    ov = np.empty(lay[L_CAPACITY], np.int32)
+    scratch = np.empty(lay[L_CAPACITY], np.int32)
+    for token in candidates:
+        allowed, q2, n, base = _walk_and_check(token_data, token_offsets[token], token_offsets[token + 1], q,
+                                               ov, 0, node, scratch, lexer, parser, node_state, node_parent)
+        if allowed and can_end(q2, lay[L_FRESH], ov, n, base, lexer, parser, node_state, node_parent):
+            _set_bit(out, token)

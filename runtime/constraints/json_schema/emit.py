@@ -1,0 +1,330 @@
+"""The JSON Schema emitter: subschemas -> one byte NFA, compiled right to left.
+
+:meth:`Emitter.value` emits the language of the JSON texts that satisfy a conjunction of
+subschemas, followed by a continuation state, and returns its entry state. On the way it
+
+1. merges the conjunction (:mod:`merge`), raising for refused keywords;
+2. distributes ``anyOf``/``oneOf`` (each branch is re-merged with the rest; a ``oneOf`` branch also
+   gets the negation of every other branch that is not provably disjoint from it);
+3. compiles negations and dependencies into positive case splits or scalar exclusions
+   (:mod:`combinators`);
+4. emits one alternative per JSON type: literals, numbers (:mod:`numeric`), strings
+   (:mod:`strings`), arrays (here) and objects (:mod:`objects`).
+
+Values that nothing constrains (``{}``, ``true``, ``additionalProperties`` left open) are any JSON
+value nested at most ``max_depth`` arrays/objects deep; deeper free values are scalars. Every
+place where that bound applies is recorded, as are relaxed keywords and capped lengths.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from genweave.dsl.errors import GenCheckError
+from genweave.runtime.constraints.byte_dfa import ByteDFA, empty_dfa
+from genweave.runtime.constraints.json_schema import numeric, strings
+from genweave.runtime.constraints.json_schema.automata import NFA, difference, intersection
+from genweave.runtime.constraints.json_schema.document import Document, Sub
+from genweave.runtime.constraints.json_schema.keywords import refusal
+from genweave.runtime.constraints.json_schema.merge import (
+    ALL_TYPES,
+    Conjunction,
+    MergeContext,
+    Merged,
+    canonical,
+    json_type,
+    merge,
+    raise_refused,
+)
+from genweave.runtime.constraints.regex import regex_dfa
+
+WHITESPACE = {
+    "compact": "",
+    "spaces": None,  # json.dumps' default separators ", " and ": ", nothing else
+    "pretty": r"(?:\n {0,32}| )?",
+}
+
+_NON_INTEGRAL = r"-?(?:0|[1-9][0-9]*)\.[0-9]*[1-9][0-9]*"
+
+
+@dataclass(frozen=True)
+class Options:
+    """Compile options (see :func:`genweave.runtime.constraints.json_schema.json_schema`)."""
+
+    whitespace: str = "compact"
+    max_depth: int = 3
+    max_string_length: int = 256
+    max_array_length: int = 32
+    relax: frozenset[str] = frozenset()
+
+    def gap_pattern(self) -> str | None:
+        """The regex of the whitespace between tokens ('' none; None: json.dumps spacing)."""
+        return WHITESPACE.get(self.whitespace, self.whitespace)
+
+
+class Emitter:
+    """Emits subschemas into one NFA (local to one compile; see the module docstring)."""
+
+    def __init__(self, document: Document, options: Options, context: MergeContext | None = None,
+                 caches: dict | None = None):
+        self.document = document
+        self.options = options
+        self.context = context or MergeContext(document, options.max_depth, options.relax)
+        self.caches = caches if caches is not None else {"free": {}}
+        self.nfa = NFA()
+        self.capped: list[str] = []
+        gap = options.gap_pattern()
+        self._gap = regex_dfa(gap) if gap else None
+        self._spaces = gap is None
+
+    # -- layout ------------------------------------------------------------------------------
+
+    def gap(self, cont: int) -> int:
+        return self.nfa.embed(self._gap, cont) if self._gap is not None else cont
+
+    def token(self, text: bytes, cont: int, *, before: bool = True, after: bool = True) -> int:
+        """A structural token with the whitespace around it (``before``/``after`` it)."""
+        if self._spaces:
+            return self.nfa.literal(text + (b" " if text in (b",", b":") else b""), cont)
+        inner = self.gap(cont) if after else cont
+        inner = self.nfa.literal(text, inner)
+        return self.gap(inner) if before else inner
+
+    def dumps(self, value) -> bytes:
+        separators = (", ", ": ") if self._spaces else (",", ":")
+        return json.dumps(value, ensure_ascii=False, separators=separators).encode("utf-8")
+
+    # -- values ------------------------------------------------------------------------------
+
+    def standalone(self, subs: Conjunction, budget: int) -> ByteDFA:
+        """The DFA of ``subs`` alone (a separate NFA, same context and caches)."""
+        child = Emitter(self.document, self.options, self.context, self.caches)
+        dfa = child.nfa.determinize(child.value(subs, child.nfa.final, budget))
+        self.capped += child.capped
+        return dfa
+
+    def value(self, subs: Conjunction, cont: int, budget: int, expanded: frozenset = frozenset(),
+              excluded: tuple[Merged, ...] = (), *, nested: bool = False) -> int:
+        """Entry of the texts satisfying every subschema of ``subs``, then ``cont``.
+
+        ``budget`` is the nesting left to free values; a free value that is the element or
+        member of a container (``nested``) has one level less than the container.
+        """
+        from genweave.runtime.constraints.json_schema import combinators
+
+        m = merge(subs, self.context)
+        raise_refused(m, self.context)
+        if m.is_empty():
+            return self.nfa.junction()
+        if m.is_free() and not excluded:
+            return self.free(cont, budget - 1 if nested else budget, m.pointer)
+        return combinators.expand(self, subs, m, cont, budget, expanded, excluded)
+
+    def free(self, cont: int, budget: int, pointer: str) -> int:
+        """Any JSON value nested at most ``budget`` levels deep (a cached DFA, embedded)."""
+        cache = self.caches["free"]
+        budget = max(budget, 0)
+        if budget not in cache:
+            child = Emitter(self.document, self.options, self.context, self.caches)
+            m = Merged(pointer) if budget > 0 else Merged(pointer, types=ALL_TYPES - {"object", "array"})
+            cache[budget] = child.nfa.determinize(child.typed(m, child.nfa.final, budget, ()))
+        self.context.free_values.add(pointer)
+        return self.nfa.embed(cache[max(budget, 0)], cont)
+
+    def typed(self, m: Merged, cont: int, budget: int, excluded: tuple[Merged, ...]) -> int:
+        """Entry of the values of ``m`` (no pending combinators), one branch per JSON type."""
+        from genweave.runtime.constraints.json_schema.objects import emit_object
+
+        if m.enum is not None:
+            return self.enumerated(m, cont, excluded)
+        entries = []
+        for name in ("null", "boolean"):
+            if name in m.types:
+                texts = [b"null"] if name == "null" else [b"true", b"false"]
+                texts = [t for t in texts if not _excluded_literal(t, excluded)]
+                entries += [self.nfa.literal(t, cont) for t in texts]
+        if "string" in m.types:
+            entries.append(self.nfa.embed(self.string(m, excluded), cont))
+        if m.types & {"integer", "number"}:
+            entries.append(self.nfa.embed(self.number(m, excluded), cont))
+        if "array" in m.types:
+            entries.append(self.array(m, cont, budget))
+        if "object" in m.types:
+            entries.append(emit_object(self, m, cont, budget))
+        return self.nfa.union(entries)
+
+    def enumerated(self, m: Merged, cont: int, excluded: tuple[Merged, ...]) -> int:
+        """The enum values of ``m`` that satisfy its other keywords, as canonical texts."""
+        rest = replace(m, enum=None)
+        check = None
+        if replace(rest, types=ALL_TYPES) != Merged(m.pointer) or excluded:
+            child = Emitter(self.document, self.options, self.context, self.caches)
+            check = child.nfa.determinize(child.typed(rest, child.nfa.final, self.options.max_depth, excluded))
+        texts = []
+        for value in m.enum:
+            kind = json_type(value)
+            if kind not in m.types and not (kind == "integer" and "number" in m.types):
+                continue
+            text = self.dumps(value)
+            if check is None or check.accepts(text):
+                texts.append(text)
+        return self.nfa.union(self.nfa.literal(t, cont) for t in dict.fromkeys(texts))
+
+    # -- scalars -----------------------------------------------------------------------------
+
+    def string(self, m: Merged, excluded: tuple[Merged, ...]) -> ByteDFA:
+        high = m.max_length
+        cap = max(self.options.max_string_length, m.min_length)
+        if high is not None and high > cap:
+            self.capped.append(f"{m.pointer or '/'}: maxLength {high} enforced as {cap}")
+            high = cap
+        decoded = strings.decoded_string(min_length=m.min_length, max_length=high,
+                                         patterns=self.patterns(m), formats=self.formats(m), pointer=m.pointer)
+        for other in excluded:
+            if "string" in other.types:
+                decoded = difference(decoded, self.decoded_exclusion(other))
+        return strings.encode_json_string(decoded)
+
+    def decoded_exclusion(self, other: Merged) -> ByteDFA:
+        """The decoded strings ``other`` accepts (an exact language: no formats)."""
+        choices = None
+        if other.enum is not None:
+            choices = [v for v in other.enum if isinstance(v, str)]
+        return strings.decoded_string(min_length=other.min_length, max_length=other.max_length,
+                                      patterns=[p for p, _ in other.patterns], choices=choices,
+                                      pointer=other.pointer)
+
+    def patterns(self, m: Merged) -> list[str]:
+        kept = []
+        for pattern, pointer in m.patterns:
+            try:
+                strings.decoded_pattern(pattern)
+            except GenCheckError as error:
+                if "pattern" in self.options.relax:
+                    self.context.relaxed.append(("pattern", pointer))
+                    continue
+                raise GenCheckError(f"JSON Schema keyword 'pattern' at {pointer or '/'}: {error.message}",
+                                    hint="pass relax={'pattern'} to ignore patterns that are not regular "
+                                         "expressions here") from None
+            kept.append(pattern)
+        return kept
+
+    def formats(self, m: Merged) -> list[str]:
+        kept = []
+        for name, pointer in m.formats:
+            if name in strings.FORMATS:
+                kept.append(name)
+            elif "format" in self.options.relax:
+                self.context.relaxed.append(("format", pointer))
+            else:
+                raise refusal("format", pointer, f"has the unknown format {name!r} "
+                                                 f"(known: {', '.join(sorted(strings.FORMATS))})")
+        return kept
+
+    def number(self, m: Merged, excluded: tuple[Merged, ...]) -> ByteDFA:
+        integral, fractional = "integer" in m.types, "number" in m.types
+        divisor = self.divisor(m)
+        if divisor is not None:
+            fractional = False
+        low, low_ex, high, high_ex = m.number_range()
+        exclusions = [o for o in excluded if o.types & {"integer", "number"}]
+        if integral and not fractional:
+            lo, hi = numeric.integer_bounds(low, low_ex, high, high_ex)
+            result = numeric.integer_dfa(lo, hi, divisor)
+        elif low is None and high is None and not exclusions and integral:
+            return regex_dfa(numeric.NUMBER)
+        else:
+            result = numeric.decimal_range_dfa(low, high, exclusive_low=low_ex, exclusive_high=high_ex)
+            if not integral:
+                result = intersection(result, regex_dfa(_NON_INTEGRAL))
+        for other in exclusions:
+            result = difference(result, self.number_exclusion(other, fractional))
+        return result
+
+    def number_exclusion(self, other: Merged, fractional: bool) -> ByteDFA:
+        """Every text (of the emitted number forms) whose value ``other`` accepts."""
+        if other.enum is not None:
+            values = [Decimal(repr(v)) if isinstance(v, float) else Decimal(v) for v in other.enum
+                      if json_type(v) in ("integer", "number")]
+            if not values:
+                return empty_dfa()
+            return regex_dfa("|".join(numeric._equal(v) for v in values))
+        low, low_ex, high, high_ex = other.number_range()
+        divisor = self.divisor(other)
+        if divisor is not None:
+            if fractional:
+                raise refusal("not", other.pointer, "negates multipleOf where non-integers are allowed")
+            lo, hi = numeric.integer_bounds(low, low_ex, high, high_ex)
+            return numeric.integer_dfa(lo, hi, divisor)
+        result = numeric.decimal_range_dfa(low, high, exclusive_low=low_ex, exclusive_high=high_ex)
+        if "number" not in other.types:  # other accepts integral values only
+            result = intersection(result, regex_dfa(r"-?(?:0|[1-9][0-9]*)(?:\.0+)?"))
+        return result
+
+    def divisor(self, m: Merged) -> int | None:
+        divisor = None
+        for value, pointer in m.multiple_of:
+            try:
+                k = numeric.integer_divisor(value, pointer)
+            except GenCheckError:
+                if "multipleOf" in self.options.relax:
+                    self.context.relaxed.append(("multipleOf", pointer))
+                    continue
+                raise
+            divisor = k if divisor is None else math.lcm(divisor, k)
+        return divisor
+
+    # -- arrays ------------------------------------------------------------------------------
+
+    def array(self, m: Merged, cont: int, budget: int) -> int:
+        """``[`` items ``]`` with the prefix schemas, the items schema and the length bounds."""
+        if m.unique_items and not self._unique_is_trivial(m):
+            if "uniqueItems" not in self.options.relax:
+                raise refusal("uniqueItems", m.pointer, "cannot be enforced by a regular language")
+            self.context.relaxed.append(("uniqueItems", m.pointer))
+        prefix = len(m.prefix)
+        high = m.max_items
+        if m.items is None:
+            high = prefix if high is None else min(high, prefix)
+        cap = max(self.options.max_array_length, m.min_items, prefix)
+        if high is not None and high > cap:
+            self.capped.append(f"{m.pointer or '/'}: maxItems {high} enforced as {cap}")
+            high = cap
+        if high is not None and high < m.min_items:
+            return self.nfa.junction()
+        close = self.token(b"]", cont, after=False)
+
+        def element(i: int, after: int) -> int:
+            return self.value(m.prefix[i] if i < prefix else m.items, after, budget, nested=True)
+
+        if high is None:  # a loop over the items schema after the counted positions
+            counted = max(prefix, m.min_items, 1)
+            loop = self.nfa.junction()
+            self.nfa.link(loop, close)
+            self.nfa.link(loop, self.token(b",", element(counted, loop)))
+            after, top = loop, counted
+        else:
+            after, top = close, high
+        for i in range(top - 1, -1, -1):  # ``after`` is the state after i + 1 elements
+            entry = element(i, after)
+            if i > 0:
+                entry = self.token(b",", entry)
+            choices = [entry] + ([close] if i >= m.min_items else [])
+            after = self.nfa.union(choices) if len(choices) > 1 else entry
+        return self.token(b"[", after, before=False)
+
+    def _unique_is_trivial(self, m: Merged) -> bool:
+        high = m.max_items if m.items is not None else len(m.prefix)
+        return high is not None and high <= 1
+
+
+def _excluded_literal(text: bytes, excluded: tuple[Merged, ...]) -> bool:
+    value = json.loads(text)
+    for other in excluded:
+        if json_type(value) in other.types and (other.enum is None or
+                                                canonical(value) in {canonical(v) for v in other.enum}):
+            return True
+    return False

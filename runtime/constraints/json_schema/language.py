@@ -1,0 +1,181 @@
+"""The ``json_schema`` builder: a JSON Schema (or Pydantic model) as a regular language.
+
+>>> lang = json_schema({"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}},
+...                     "required": ["n"], "additionalProperties": False})
+>>> dfa = lang.to_dfa()
+>>> [dfa.accepts(t) for t in (b'{"n":3}', b'{"n":0}', b'{"n": 3}', b'{}')]
+[True, False, False, False]
+>>> lang.canonical_text({"n": 12})
+'{"n":12}'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from genweave.dsl.errors import GenCheckError
+from genweave.runtime.constraints.byte_dfa import DEAD, ByteDFA
+from genweave.runtime.constraints.json_schema.document import Document, Sub, schema_of
+from genweave.runtime.constraints.json_schema.emit import WHITESPACE, Emitter, Options
+from genweave.runtime.constraints.json_schema.keywords import check_relax
+from genweave.runtime.constraints.languages import Language
+
+
+@dataclass(frozen=True)
+class CompiledSchema:
+    """A compiled schema: its DFA and what the compiler had to bound or relax."""
+
+    dfa: ByteDFA
+    relaxed: tuple[tuple[str, str], ...]  # (keyword, JSON pointer) over-approximated on request
+    depth_bounded: tuple[str, ...]  # pointers of recursive $refs cut at max_depth
+    free_values: tuple[str, ...]  # pointers of free values (nesting bounded by max_depth)
+    capped: tuple[str, ...]  # maxLength/maxItems bounds lowered to the options' caps
+
+
+@dataclass(frozen=True, eq=False)
+class JsonSchema(Language):
+    """The JSON texts (UTF-8) that validate against a schema, in the compiler's serialization:
+    declared object members in schema order, then additional ones; whitespace per ``options``;
+    canonical integers; strings without ``\\uXXXX`` escapes of printable characters."""
+
+    schema_text: str  # the schema as compact JSON text (member order kept: it is meaningful)
+    options: Options
+
+    def compiled(self) -> CompiledSchema:
+        return _compile(self.schema_text, self.options)
+
+    def to_dfa(self) -> ByteDFA:
+        return self.compiled().dfa
+
+    def key(self) -> str:
+        digest = hashlib.sha256(self.schema_text.encode("utf-8")).hexdigest()
+        o = self.options
+        return (f"json_schema({digest},ws={o.whitespace!r},depth={o.max_depth},str={o.max_string_length},"
+                f"arr={o.max_array_length},relax={sorted(o.relax)})")
+
+    def __str__(self) -> str:
+        title = json.loads(self.schema_text).get("title") if self.schema_text.startswith("{") else None
+        return f"json_schema({title!r})" if title else f"json_schema(<{len(self.schema_text)} chars>)"
+
+    @property
+    def relaxed(self) -> tuple[tuple[str, str], ...]:
+        return self.compiled().relaxed
+
+    @property
+    def depth_bounded(self) -> tuple[str, ...]:
+        return self.compiled().depth_bounded
+
+    def canonical_text(self, value: Any) -> str | None:
+        """The text of ``value`` in this language (members reordered as the schema declares
+        them), or None when no serialization of ``value`` is in the language."""
+        if self.options.whitespace not in ("compact", "spaces"):
+            raise GenCheckError("canonical_text needs whitespace='compact' or 'spaces'")
+        dfa = self.to_dfa()
+        spaces = self.options.whitespace == "spaces"
+        for end, text in _serialize(value, dfa, dfa.initial, spaces):
+            if dfa.accepting[end]:
+                return text
+        return None
+
+
+def _serialize(value: Any, dfa: ByteDFA, state: int, spaces: bool):
+    """Yield (end state, text) for the serializations of ``value`` from ``state`` that the DFA
+    can read: every member order, found depth first, pruned by the DFA."""
+    if isinstance(value, dict):
+        for end, text in _members(value, dfa, dfa.walk(state, b"{"), spaces, list(value), True):
+            yield end, "{" + text
+    elif isinstance(value, list):
+        for end, text in _elements(value, dfa, dfa.walk(state, b"["), spaces, 0):
+            yield end, "[" + text
+    else:
+        text = json.dumps(value, ensure_ascii=False)
+        end = dfa.walk(state, text.encode("utf-8"))
+        if end != DEAD:
+            yield end, text
+
+
+def _members(value: dict, dfa: ByteDFA, state: int, spaces: bool, keys: list, first: bool):
+    """(end state, text) of the remaining members ``keys`` and the closing brace."""
+    if state == DEAD:
+        return
+    if not keys:
+        end = dfa.walk(state, b"}")
+        if end != DEAD:
+            yield end, "}"
+        return
+    for key in keys:
+        head = ("" if first else ", " if spaces else ",") + json.dumps(key, ensure_ascii=False)
+        head += ": " if spaces else ":"
+        after_key = dfa.walk(state, head.encode("utf-8"))
+        if after_key == DEAD:
+            continue
+        rest = [k for k in keys if k != key]
+        for after_value, text in _serialize(value[key], dfa, after_key, spaces):
+            for end, tail in _members(value, dfa, after_value, spaces, rest, False):
+                yield end, head + text + tail
+
+
+def _elements(value: list, dfa: ByteDFA, state: int, spaces: bool, index: int):
+    """(end state, text) of the elements from ``index`` on and the closing bracket."""
+    if state == DEAD:
+        return
+    if index == len(value):
+        end = dfa.walk(state, b"]")
+        if end != DEAD:
+            yield end, "]"
+        return
+    sep = "" if index == 0 else (", " if spaces else ",")
+    after_sep = dfa.walk(state, sep.encode())
+    for after_item, text in _serialize(value[index], dfa, after_sep, spaces) if after_sep != DEAD else ():
+        for end, tail in _elements(value, dfa, after_item, spaces, index + 1):
+            yield end, sep + text + tail
+
+
+@lru_cache(maxsize=64)
+def _compile(schema_text: str, options: Options) -> CompiledSchema:
+    root = json.loads(schema_text)
+    document = Document(root)
+    emitter = Emitter(document, options)
+    entry = emitter.value((Sub(root, ""),), emitter.nfa.final, options.max_depth)
+    dfa = emitter.nfa.determinize(entry)
+    if dfa.is_empty():
+        detail = " within max_depth" if emitter.context.depth_bounded else ""
+        raise GenCheckError(f"the JSON schema accepts no value{detail}",
+                            hint="check required properties, enums and bounds for contradictions")
+    context = emitter.context
+    return CompiledSchema(dfa, tuple(dict.fromkeys(context.relaxed)), tuple(dict.fromkeys(context.depth_bounded)),
+                          tuple(sorted(context.free_values)), tuple(dict.fromkeys(emitter.capped)))
+
+
+def json_schema(schema: Any, *, whitespace: str = "compact", max_depth: int = 3,
+                max_string_length: int = 256, max_array_length: int = 32,
+                relax: bool | str | tuple | list | set | frozenset = False) -> JsonSchema:
+    """The language of the JSON texts that validate against ``schema`` (a dict, a JSON string
+    or a Pydantic model class); compiled now, so unsupported input raises here.
+
+    ``whitespace``: ``"compact"`` (none; the default), ``"spaces"`` (``", "`` and ``": "``, as
+    ``json.dumps``), ``"pretty"`` (a newline and up to 32 spaces, or one space, between tokens) or
+    a regex for the whitespace allowed between any two tokens. ``max_depth``: how deep free
+    values (``{}``, open ``additionalProperties``) nest and how often a recursive ``$ref`` is
+    expanded. ``max_string_length`` / ``max_array_length``: a larger ``maxLength`` / ``maxItems``
+    is enforced as this cap (each counted character or item costs automaton states).
+    ``relax``: keyword names (or ``True`` for all) that may be over-approximated instead of
+    raising (see ``keywords.RELAXATIONS``); what was relaxed is listed on ``.relaxed``.
+    """
+    if not isinstance(whitespace, str):
+        raise GenCheckError(f"whitespace must be a string, not {whitespace!r}",
+                            hint=f"use one of {', '.join(WHITESPACE)} or a regex")
+    for name, value, least in (("max_depth", max_depth, 0), ("max_string_length", max_string_length, 1),
+                               ("max_array_length", max_array_length, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise GenCheckError(f"{name} must be an integer >= {least}, not {value!r}")
+    root = schema_of(schema)
+    text = json.dumps(root, ensure_ascii=False, separators=(",", ":"))  # keeps member order
+    options = Options(whitespace, max_depth, max_string_length, max_array_length, check_relax(relax))
+    language = JsonSchema(text, options)
+    language.compiled()
+    return language
