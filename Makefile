@@ -20,6 +20,8 @@ venv: $(VENV)/.installed
 
 demo: venv
 	$(VENV)/bin/genweave run examples/hello.gen --arg topic="a lighthouse keeper" --seed 0
+	$(VENV)/bin/genweave run examples/extract.gen --seed 0 \
+		--arg doc="Ada Lovelace, born in London in 1815, wrote the first program at 27."
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -13,6 +13,7 @@ runtime's on-disk cache, so repeated runs reuse mask rows already computed.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 from genweave.compiler import ir
@@ -36,6 +37,10 @@ def language_of(constraint: ir.ConstraintIR) -> rc.Language:
             return language_of(left) & language_of(right)
         case ir.Union(left, right):
             return language_of(left) | language_of(right)
+        case ir.Json(schema):
+            from genweave.runtime.constraints.json_schema import json_schema
+
+            return json_schema(json.loads(schema))
     raise TypeError(f"not a constraint: {constraint!r}")
 
 

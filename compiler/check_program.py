@@ -34,29 +34,30 @@ class ProgramChecker:
         for param in self.program.params:
             if self.names.lookup(param.name) is not None:
                 self.report.error(f"parameter '{param.name}' is declared twice", param.span)
-            written = ty.type_name(param.type)
-            self._check_type(param.type, parameter=True)
+            known = self._check_type(param.type, parameter=True)
+            written = ty.type_name(param.type) if known else ty.ANY
             self.names.define(param.name, Binding("parameter", written, param.span))
         if self.program.returns is not None:
             self._check_type(self.program.returns, parameter=False)
 
-    def _check_type(self, ref: ast.TypeRef, *, parameter: bool) -> None:
+    def _check_type(self, ref: ast.TypeRef, *, parameter: bool) -> bool:
+        """Report an unknown type; True when ``ref`` names a type."""
         if ref.name == "list" and len(ref.args) == 1:
             if parameter:
                 self.report.require("list parameters", ref.span)
-            self._check_type(ref.args[0], parameter=False)
-            return
+            return self._check_type(ref.args[0], parameter=False)
         if ref.name in ty.SCALARS and not ref.args:
-            return
+            return True
         found = self.scope.lookup(ref.name)
         if found is not None and isinstance(found[1], ast.SchemaDecl) and not ref.args:
             self.exprs.referenced.add(ref.name.split(".")[0])
             if parameter:
                 self.report.require("schema parameters", ref.span)
-            return
+            return True
         what = "parameter" if parameter else "return"
         self.report.error(f"unknown {what} type '{ty.type_name(ref)}'", ref.span,
                           hint="types are str, int, float, bool, list[T] and declared schema names")
+        return False
 
     # --- statements --------------------------------------------------------------------------------
     def _block(self, stmts: tuple[ast.Stmt, ...], *, role: str | None, top: bool) -> None:
@@ -121,9 +122,15 @@ class ProgramChecker:
             self.report.require("expressions", value.span)
         actual = self.exprs.check(value)
         returns = self.program.returns
-        if returns is not None and not ty.compatible(ty.type_name(returns), actual):
+        if returns is not None and self._known(returns) and not ty.compatible(ty.type_name(returns), actual):
             self.report.error(f"program '{self.program.name}' returns {ty.type_name(returns)}, "
                               f"but this value is {actual}", value.span)
+
+    def _known(self, ref: ast.TypeRef) -> bool:
+        if ref.name == "list" and len(ref.args) == 1:
+            return self._known(ref.args[0])
+        found = self.scope.lookup(ref.name)
+        return (ref.name in ty.SCALARS and not ref.args) or (found is not None and isinstance(found[1], ast.SchemaDecl))
 
     def _define(self, name: str, binding: Binding, stmt: ast.Stmt) -> None:
         existing = self.names.lookup(name)

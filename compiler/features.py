@@ -92,7 +92,7 @@ def _all_samplers() -> tuple[str, ...]:
 # `seed`.
 RUNTIME = SupportedFeatures(samplers=frozenset(_all_samplers()), constraints=True, features=frozenset({
     "let", "if", "for", "call", "factor", "condition", "expressions", "keep stop", "extern", "where",
-    "rejection", "list parameters",
+    "rejection", "list parameters", "json", "schema parameters",
 }))
 
 # The language level: every construct.

@@ -5,8 +5,8 @@ problem found in the parsed schema maps back to its place. :func:`schema_problem
 invalid JSON, invalid schemas (JSON Schema meta-validation) and keywords genweave does not
 enforce: an unsupported keyword is an error, never silently dropped.
 
->>> schema_problems('{"type": "object", "properties": {"a": {"type": "strin"}}}')[0][0]
-"invalid JSON Schema at properties.a.type: 'strin' is not valid under any of the given schemas"
+>>> schema_problems('{"type": "object", "properties": {"a": {"type": "strin"}}}')[0][0][:50]
+"unknown JSON Schema type 'strin' at properties.a.t"
 >>> schema_problems('{"type": "array", "uniqueItems": true}')
 [("JSON Schema keyword 'uniqueItems' is not supported", 18, 31)]
 """
@@ -38,6 +38,7 @@ SUPPORTED_KEYWORDS = frozenset({
     "title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated", "readOnly",
     "writeOnly",
 })
+_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
 SUPPORTED_FORMATS = frozenset({"date", "time", "date-time", "email", "uuid", "uri", "ipv4"})
 
 
@@ -184,6 +185,9 @@ def schema_problems(text: str) -> list[Problem]:
     except jsonschema.SchemaError as err:
         path = tuple(err.path)
         where = ".".join(str(p) for p in path) or "the top level"
+        if path and path[-1] == "type":
+            return [(f"unknown JSON Schema type {err.instance!r} at {where}; types are: {', '.join(_TYPES)}",
+                     *positions.of(path))]
         return [(f"invalid JSON Schema at {where}: {err.message}", *positions.of(path))]
     problems: list[Problem] = []
     _walk(schema, (), positions, problems, schema)

@@ -15,6 +15,7 @@ from genweave.compiler.lower import lower_program, model_ref
 from genweave.compiler.modules import ModuleScope
 from genweave.compiler.passes.classify_constraints import classify_constraints
 from genweave.compiler.report import Report
+from genweave.dsl import ast
 from genweave.dsl.errors import GenCheckError
 
 _ENFORCING = (ir.Smc, ir.Rejection)
@@ -30,10 +31,10 @@ def check_legality(scope: ModuleScope, report: Report) -> None:
         except GenCheckError as err:  # e.g. a recursive call, found when inlining
             report.error(err.message, err.span, hint=err.hint)
             continue
-        _program(program, report)
+        _program(program, report, decl)
 
 
-def _program(program: ir.Program, report: Report) -> None:
+def _program(program: ir.Program, report: Report, decl: ast.ProgramDecl) -> None:
     decoding = program.decoding
     method = _describe(decoding)
     for hole in program.holes():
@@ -49,14 +50,21 @@ def _program(program: ir.Program, report: Report) -> None:
             report.error(f"{method} ignores `factor`: it reweights whole traces", op.span,
                          hint="use `smc` (or select by weight with `beam` or `best_of`)")
     classes = {h.name: h.constraint_class for h in program.holes()}
-    for name in decoding.enumerate:
-        if classes.get(name) != "finite":
-            report.error(f"`enumerate {name}` needs a finite hole, but '{name}' is {classes.get(name)}",
-                         decoding.span if decoding.span.line else program.span,
+    for stmt in _infer_statements(decl.infer):
+        if isinstance(stmt, ast.Enumerate) and classes.get(stmt.hole) != "finite":
+            report.error(f"`enumerate {stmt.hole}` needs a finite hole, but '{stmt.hole}' is "
+                         f"{classes.get(stmt.hole)}", stmt.span,
                          hint="enumerate holes constrained by choice, literals, bool or a bounded regex")
-    if decoding.boundary == "bytes" and not (program.model is not None and program.model.bytes):
-        report.error("`boundary bytes` needs a byte-level model", program.span,
-                     hint="declare the model with `bytes`")
+        if isinstance(stmt, ast.Boundary) and not (program.model is not None and program.model.bytes):
+            report.error("`boundary bytes` needs a byte-level model", stmt.span,
+                         hint="declare the model with `bytes`")
+
+
+def _infer_statements(stmts):
+    for stmt in stmts:
+        yield stmt
+        if isinstance(stmt, ast.ForHole):
+            yield from _infer_statements(stmt.body)
 
 
 def _describe(decoding: ir.Decoding) -> str:

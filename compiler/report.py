@@ -45,7 +45,7 @@ class Report:
     def embedded(self, string: ast.String, problems: list[tuple[str, int, int]]) -> None:
         """Errors inside an embedded regex, grammar or schema, pointing into the literal."""
         for message, start, end in problems:
-            self.error(message, span_in_string(string, self.module.source, start, end))
+            self.error(message, span_in_string(string, self.module.source, start, end, verbatim=True))
 
     def _span(self, span: Span) -> Span:
         return Span(span.line, span.col, span.end_line, span.end_col, self.module.file)

@@ -102,8 +102,9 @@ def parse_expression(text: str, origin: Span | None = None, *, source: str | Non
             at = Span(line, col + at.col - 1, line, col + at.end_col - 1, file)
         else:
             at = Span(line + at.line - 1, at.col, line + at.line - 1, at.end_col, file)
-        raise GenSyntaxError(f"invalid expression inside '{{...}}': {shifted.message}", span=at,
-                             source=source) from None
+        message = shifted.message.replace("end of file", "end of the expression")
+        raise GenSyntaxError(f"invalid expression inside '{{...}}': {message}", span=at, source=source,
+                             hint=shifted.hint) from None
 
 
 def _interpolation_parser(source: str, file: str):
@@ -165,9 +166,10 @@ _TERMINAL_NAMES = {
     "NAME": "a name", "STRING": "a string literal", "INT": "an integer", "NUMBER": "a number",
     "ROLE": "a role (system, user, assistant)", "$END": "end of file",
 }
-# Tokens that continue an expression; listed together as "an operator".
-_OPERATORS = frozenset({"or", "and", "in", "+", "-", "*", "/", "//", "%", "==", "!=", "<", "<=", ">", ">=",
-                        ".", "[", "("})
+# Tokens that continue an expression; listed together as "an operator" after an expression.
+_BINARY = frozenset({"or", "and", "in", "+", "-", "*", "/", "//", "%", "==", "!=", "<", "<=", ">", ">="})
+_COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">=", "in"})
+_POSTFIX = frozenset({".", "[", "("})
 
 
 @cache
@@ -179,20 +181,24 @@ def _terminal_texts() -> dict[str, str]:
 def _describe_expected(expected: set[str]) -> str:
     texts = _terminal_texts()
     names: set[str] = set()
-    operators = {texts[t] for t in expected if texts.get(t) in _OPERATORS}
-    if operators:
+    after_expression = any(texts.get(t) in _BINARY for t in expected)
+    if after_expression:
         names.add("an operator")
     for term in expected:
         if term in _TERMINAL_NAMES:
             names.add(_TERMINAL_NAMES[term])
-        elif term in texts and texts[term] not in operators:
+        elif term in texts and not (after_expression and texts[term] in _BINARY | _POSTFIX):
             names.add(f"'{texts[term]}'")
     if not names:
         return ""
     ordered = sorted(names, key=lambda n: (n.startswith("'"), n))
-    if len(ordered) > 8:
-        ordered = ordered[:8] + ["..."]
+    if len(ordered) > 6:
+        ordered = ordered[:6] + ["..."]
     return "; expected " + ", ".join(ordered)
+
+
+def _token_span_of(token: Token, file: str) -> Span:
+    return Span(token.line, token.column, token.end_line, token.end_column, file)
 
 
 def _syntax_error(err: UnexpectedInput, source: str, file: str) -> GenSyntaxError:
@@ -212,6 +218,9 @@ def _syntax_error(err: UnexpectedInput, source: str, file: str) -> GenSyntaxErro
             message = "unexpected indentation"
         else:
             message = f"unexpected {token.value!r}"
+        if str(token.value) in _COMPARISONS and any(_terminal_texts().get(t) in _BINARY for t in err.expected):
+            return GenSyntaxError("comparisons do not chain", span=_token_span_of(token, file), source=source,
+                                  hint="write `a < b and b < c`, or add parentheses")
         message += _describe_expected(set(err.expected))
     elif isinstance(err, UnexpectedEOF):
         message = "unexpected end of file" + _describe_expected(set(err.expected))

@@ -141,7 +141,7 @@ def _interpolation(body: str, i: int, origin: _Cursor, source: str,
     return ast.Interpolation(expr, span=span), close + 1
 
 
-def body_offsets(text: str) -> list[int]:
+def body_offsets(text: str, *, verbatim: bool = False) -> list[int]:
     r"""For the STRING token ``text``: the offset in ``text`` of each character of its value, plus
     one past the end (so errors inside embedded regexes, grammars and JSON map to the source).
 
@@ -150,7 +150,7 @@ def body_offsets(text: str) -> list[int]:
     """
     raw, triple, body, _ = _split(text, Span(1, 1, 1, 1))
     start = (1 if raw else 0) + (3 if triple else 1)
-    if raw:
+    if raw or verbatim:
         return [start + k for k in range(len(body) + 1)]
     offsets: list[int] = []
     i = 0
@@ -170,12 +170,13 @@ def body_offsets(text: str) -> list[int]:
     return offsets + [start + len(body)]
 
 
-def span_in_string(string: ast.String, source: str, start: int, end: int) -> Span:
-    """The source span of characters ``[start, end)`` of a constant string literal's value."""
+def span_in_string(string: ast.String, source: str, start: int, end: int, *, verbatim: bool = False) -> Span:
+    """The source span of characters ``[start, end)`` of a constant string literal's value
+    (``verbatim``: a string whose value is its body as written)."""
     token = _token_text(string.span, source)
     if token is None:
         return string.span
-    offsets = body_offsets(token)
+    offsets = body_offsets(token, verbatim=verbatim)
     start = min(max(start, 0), len(offsets) - 1)
     end = min(max(end, start + 1), len(offsets) - 1) if len(offsets) > 1 else start
     cursor = _Cursor(string.span.line, string.span.col, string.span.file)

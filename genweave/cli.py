@@ -97,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         for i, draw in enumerate(draws):
             if len(draws) > 1:
                 print(f"--- draw {i + 1}/{len(draws)}")
-            print(draw.value)
+            print(_display(draw.value))
     return 0
 
 
@@ -149,6 +149,13 @@ def _as_path(file: str):
     from pathlib import Path
 
     return Path(file)
+
+
+def _display(value) -> str:
+    """A value as the user would write it: JSON for objects, arrays and booleans."""
+    if isinstance(value, dict | list | bool) or value is None:
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 def _as_json(result) -> dict:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from genweave.dsl.format import format_module
 from genweave.dsl.parser import parse, parse_file
 
-from .strategies import modules
+from syntax_strategies import modules
 
 ROOT = Path(__file__).resolve().parents[2]
 LANGUAGE_MD = ROOT.parent / "shared" / "design" / "LANGUAGE.md"

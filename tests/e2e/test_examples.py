@@ -7,7 +7,10 @@ import pytest
 from genweave.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-ARGS = {"hello.gen": ["--arg", "topic=a lighthouse", "--draws", "1"]}
+ARGS = {
+    "hello.gen": ["--arg", "topic=a lighthouse", "--draws", "1"],
+    "extract.gen": ["--arg", "doc=Ada Lovelace wrote the first program at 27.", "--draws", "1"],
+}
 
 
 def test_examples_are_listed():

@@ -9,7 +9,9 @@ needed (see the ``walks`` module) and the byte offset where its walk resumes aft
 
 A FEED event's shift lands in one of the few states its terminal shifts to; for each such
 *target* the rest of each token is classified again with the stack known as ``[target]``
-(``sub``), so at run time most FEED tokens need only the event's feed, not a walk.
+(``sub``): accepted, rejected, decided by a *child* END event evaluated on the stack the FEED
+event produced (``]}`` after a value: the ``}`` needs the stack below the array), or left to a
+run-time walk. So at run time most FEED tokens need only their events, not a walk.
 
 Tokens whose first byte ends the lexeme in progress are left out: the mask adds them at run
 time from the position after that lexeme (so a finished ``}`` does not make the whole vocabulary
@@ -24,8 +26,17 @@ import numpy as np
 from genweave.runtime.constraints.grammar.walks import (
     END_EVENT,
     ERROR,
+    EV_KIND,
+    EV_LEN,
+    EV_OV,
+    EV_PARENT,
+    EV_SYM,
     FEED_EVENT,
     SHIFTED,
+    SUB_ACCEPT,
+    SUB_CHILD,
+    SUB_REJECT,
+    SUB_WALK,
     UNKNOWN,
     feed,
     viable,
@@ -35,27 +46,28 @@ from genweave.runtime.constraints.grammar.walks import (
 
 
 @numba.njit(cache=True)
-def _event(events, count, kind, sym, ov, length):  # pragma: no cover - compiled
-    """The index of event (kind, sym, ov[:length]) in ``events[:count]``, appended if new
-    (``count`` is returned as the index then); -1 if the table is full."""
-    width = events.shape[1] - 3
-    if length > width:
+def _event(events, count, kind, sym, parent, ov, length):  # pragma: no cover - compiled
+    """The index of event (kind, sym, parent, ov[:length]) in ``events[:count]``, appended if new
+    (then its index is ``count``); -1 if the table is full."""
+    if length > events.shape[1] - EV_OV:
         return -1
     for e in range(count):
-        if events[e, 0] == kind and events[e, 1] == sym and events[e, 2] == length:
+        if (events[e, EV_KIND] == kind and events[e, EV_SYM] == sym and events[e, EV_PARENT] == parent
+                and events[e, EV_LEN] == length):
             same = True
             for k in range(length):
-                if events[e, 3 + k] != ov[k]:
+                if events[e, EV_OV + k] != ov[k]:
                     same = False
                     break
             if same:
                 return e
     if count == events.shape[0]:
         return -1
-    events[count, 0] = kind
-    events[count, 1] = sym
-    events[count, 2] = length
-    events[count, 3:3 + length] = ov[:length]
+    events[count, EV_KIND] = kind
+    events[count, EV_SYM] = sym
+    events[count, EV_PARENT] = parent
+    events[count, EV_LEN] = length
+    events[count, EV_OV:EV_OV + length] = ov[:length]
     return count
 
 
@@ -84,17 +96,19 @@ def _targets(action, term, out):  # pragma: no cover - compiled
 @numba.njit(cache=True)
 def _sub_verdicts(count, num_events, cd, events, targets, sub, tokens, ov, scratch, lexer, parser,
                   node_state, node_parent):  # pragma: no cover - compiled
-    """For every FEED token and every target of its event: the verdict of the token's remaining
-    bytes on the stack ``[target]`` (SHIFTED accepted, ERROR rejected, UNKNOWN undecided)."""
+    """For every FEED token and every target of its event: what the token's remaining bytes do
+    on the stack ``[target]``: SUB_REJECT, SUB_ACCEPT, SUB_CHILD + e when only the final check
+    needs the stack below (a child END event ``e`` of the FEED event), else SUB_WALK. Returns
+    the new event count (-1 when the table is full)."""
     token_offsets, token_data = tokens
     lex_start, lexer_of = lexer[4], lexer[5]
     for e in range(num_events):
-        if events[e, 0] == FEED_EVENT:
-            _targets(parser[0], events[e, 1], targets[e])
-    sub[:count, :] = UNKNOWN
+        if events[e, EV_KIND] == FEED_EVENT:
+            _targets(parser[0], events[e, EV_SYM], targets[e])
     for k in range(count):
         e = cd[k, 1]
-        if events[e, 0] != FEED_EVENT:
+        sub[k, :] = SUB_WALK
+        if events[e, EV_KIND] != FEED_EVENT:
             continue
         token = cd[k, 0]
         for j in range(targets.shape[1]):
@@ -105,20 +119,32 @@ def _sub_verdicts(count, num_events, cd, events, targets, sub, tokens, ov, scrat
             status, q, length, _ = walk_bytes(token_data, token_offsets[token] + cd[k, 2],
                                               token_offsets[token + 1], lex_start[lexer_of[target]], ov, 1,
                                               -1, lexer, parser, node_state, node_parent)
-            if status == SHIFTED:
-                status = viable(q, ov, length, -1, scratch, lexer, parser, node_state, node_parent)
-            sub[k, j] = status if status <= UNKNOWN else UNKNOWN
+            if status == ERROR:
+                sub[k, j] = SUB_REJECT
+            elif status == SHIFTED:
+                verdict = viable(q, ov, length, -1, scratch, lexer, parser, node_state, node_parent)
+                if verdict == SHIFTED:
+                    sub[k, j] = SUB_ACCEPT
+                elif verdict == ERROR:
+                    sub[k, j] = SUB_REJECT
+                elif verdict == UNKNOWN:
+                    child = _event(events, num_events, END_EVENT, q, e, ov, length)
+                    if child < 0 or child + SUB_CHILD > 32767:
+                        return -1
+                    num_events = max(num_events, child + 1)
+                    sub[k, j] = SUB_CHILD + child
+    return num_events
 
 
 @numba.njit(cache=True)
 def classify(s, q0, trie, tokens, tab, lay, nodes, row, cd, events, targets, sub, ov_rows,
              scratch):  # pragma: no cover
     """Fill ``row`` (uint32, zeroed) with the accepted tokens of position (``s``, ``q0``), ``cd``
-    (int32 [V, 3]) with (token, event, resume offset or -1), ``events`` (int32 [E, 3 + C]:
-    kind, symbol, overlay length, overlay), ``targets`` (int32 [E, T]: a FEED event's shift
-    targets) and ``sub`` (int8 [V, T]: verdicts of FEED tokens per target). Returns ``(tokens,
-    events)`` counts, or events -1 when the event table is full (call again with a larger one).
-    ``ov_rows`` is [max_depth + 1, C]."""
+    (int32 [V, 3]) with (token, event, resume offset or -1), ``events`` (int32 [E, EV_OV + C],
+    columns in ``walks``), ``targets`` (int32 [E, T]: a FEED event's shift targets) and ``sub``
+    (int16 [V, T]: what FEED tokens do after each target). Returns ``(tokens, events)`` counts,
+    or events -1 when the event table is full (call again with a larger one). ``ov_rows`` is
+    [max_depth + 1, C]."""
     node_byte, node_depth, node_end, node_lo, node_hi, sorted_tokens = trie
     lexer, parser = views(tab, lay)
     lex_trans, lex_term, lex_start, lexer_of, ignored = lexer[0], lexer[1], lexer[4], lexer[5], lexer[6]
@@ -166,7 +192,7 @@ def classify(s, q0, trie, tokens, tab, lay, nodes, row, cd, events, targets, sub
                 i = node_end[i]
                 continue
             if status != SHIFTED:
-                e = _event(events, num_events, FEED_EVENT, term, ov_rows[parent_src], olen[parent_src])
+                e = _event(events, num_events, FEED_EVENT, term, -1, ov_rows[parent_src], olen[parent_src])
                 if e < 0:
                     return count, -1
                 num_events = max(num_events, e + 1)
@@ -191,7 +217,7 @@ def classify(s, q0, trie, tokens, tab, lay, nodes, row, cd, events, targets, sub
                 if verdict == SHIFTED:
                     outcome = events.shape[0]  # past every event index: "accepted"
                 elif verdict != ERROR:
-                    outcome = _event(events, num_events, END_EVENT, q, ov_rows[here], olen[here])
+                    outcome = _event(events, num_events, END_EVENT, q, -1, ov_rows[here], olen[here])
                     if outcome < 0:
                         return count, -1
                     num_events = max(num_events, outcome + 1)
@@ -205,6 +231,6 @@ def classify(s, q0, trie, tokens, tab, lay, nodes, row, cd, events, targets, sub
                     cd[count, 0], cd[count, 1], cd[count, 2] = sorted_tokens[k], outcome, -1
                     count += 1
         i += 1
-    _sub_verdicts(count, num_events, cd, events, targets, sub, tokens, ov_rows[0], scratch, lexer, parser,
-                  node_state, node_parent)
+    num_events = _sub_verdicts(count, num_events, cd, events, targets, sub, tokens, ov_rows[0], scratch, lexer,
+                               parser, node_state, node_parent)
     return count, num_events

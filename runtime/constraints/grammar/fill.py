@@ -14,6 +14,15 @@ import numpy as np
 
 from genweave.runtime.constraints.grammar.walks import (
     END_EVENT,
+    EV_KIND,
+    EV_LEN,
+    EV_OV,
+    EV_PARENT,
+    EV_SYM,
+    SUB_ACCEPT,
+    SUB_CHILD,
+    SUB_REJECT,
+    SUB_WALK,
     L_CAPACITY,
     L_EOS,
     L_FRESH,
@@ -21,7 +30,6 @@ from genweave.runtime.constraints.grammar.walks import (
     L_STRIDE,
     OVERFLOW,
     SHIFTED,
-    UNKNOWN,
     _top,
     _walk_and_check,
     can_end,
@@ -37,42 +45,41 @@ def _set_bit(row, token):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _evaluate_events(lo, hi, events, targets, ov0, len0, base0, ev_ov, ev_len, ev_base, ev_ok, ev_target,
-                     scratch, lexer, parser, node_state, node_parent):  # pragma: no cover - compiled
-    """Evaluate events ``lo:hi`` on the stack ``chain(base0) + ov0[:len0]`` (their static
-    overlays start with that stack's top state, which is dropped); for a FEED event also the
-    index of the state it shifted to among its targets (-1 if not listed)."""
-    for e in range(lo, hi):
-        j = e - lo
-        length = events[e, 2]
-        ev_ov[j, :len0] = ov0[:len0]
-        n = len0
-        for k in range(1, length):
-            ev_ov[j, n] = events[e, 3 + k]
-            n += 1
-        if events[e, 0] == END_EVENT:
-            verdict = viable(events[e, 1], ev_ov[j], n, base0, scratch, lexer, parser, node_state, node_parent)
-            ev_ok[j] = verdict == SHIFTED
-        else:
-            verdict, n, base = feed(events[e, 1], ev_ov[j], n, base0, parser, node_state, node_parent)
-            ev_ok[j] = verdict == SHIFTED
-            ev_len[j] = n
-            ev_base[j] = base
-            ev_target[j] = -1
-            if verdict == SHIFTED:
-                top = _top(ev_ov[j], n, base, node_state)
-                for t in range(targets.shape[1]):
-                    if targets[e, t] == top:
-                        ev_target[j] = t
-        if verdict == OVERFLOW:
-            raise RuntimeError("grammar stack overlay overflow")
+def _evaluate(e, j, events, targets, ov0, len0, base0, ev, scratch, lexer, parser, node_state,
+              node_parent):  # pragma: no cover - compiled
+    """Evaluate event ``e`` (local slot ``j``) on the stack ``chain(base0) + ov0[:len0]`` plus its
+    static overlay without the first state (the top of that stack): an END event's verdict, or
+    a FEED event's result stack and the index of the state it shifted to among its targets."""
+    ev_ov, ev_len, ev_base, ev_ok, ev_target = ev
+    ev_ov[j, :len0] = ov0[:len0]
+    n = len0
+    for k in range(1, events[e, EV_LEN]):
+        ev_ov[j, n] = events[e, EV_OV + k]
+        n += 1
+    if events[e, EV_KIND] == END_EVENT:
+        verdict = viable(events[e, EV_SYM], ev_ov[j], n, base0, scratch, lexer, parser, node_state, node_parent)
+        ev_target[j] = -1
+    else:
+        verdict, n, base = feed(events[e, EV_SYM], ev_ov[j], n, base0, parser, node_state, node_parent)
+        ev_len[j] = n
+        ev_base[j] = base
+        ev_target[j] = -1
+        if verdict == SHIFTED:
+            top = _top(ev_ov[j], n, base, node_state)
+            for t in range(targets.shape[1]):
+                if targets[e, t] == top:
+                    ev_target[j] = t
+    if verdict == OVERFLOW:
+        raise RuntimeError("grammar stack overlay overflow")
+    ev_ok[j] = verdict == SHIFTED
 
 
 @numba.njit(cache=True)
 def _dependent(out_row, r, first_q, ov0, len0, base0, store, tokens, work, scratch, ev, lexer, parser,
                node_state, node_parent):  # pragma: no cover - compiled
     """Set the allowed context-dependent tokens of row ``r`` on the stack ``chain(base0) +
-    ov0``; with ``first_q >= 0`` only tokens whose first byte ends a lexeme in state ``first_q``."""
+    ov0``; with ``first_q >= 0`` only tokens whose first byte ends a lexeme in state ``first_q``.
+    Events on the position's stack are evaluated first, child events when a token needs them."""
     token_offsets, token_data = tokens
     ranges, cd, events, targets, sub = store
     ev_ov, ev_len, ev_base, ev_ok, ev_target = ev
@@ -80,24 +87,35 @@ def _dependent(out_row, r, first_q, ov0, len0, base0, store, tokens, work, scrat
     cd_lo, cd_hi, ev_lo, ev_hi = ranges[r, 0], ranges[r, 1], ranges[r, 2], ranges[r, 3]
     if cd_lo == cd_hi:
         return
-    _evaluate_events(ev_lo, ev_hi, events, targets, ov0, len0, base0, ev_ov, ev_len, ev_base, ev_ok, ev_target,
-                     scratch, lexer, parser, node_state, node_parent)
+    for e in range(ev_lo, ev_hi):
+        if events[e, EV_PARENT] < 0:
+            _evaluate(e, e - ev_lo, events, targets, ov0, len0, base0, ev, scratch, lexer, parser, node_state,
+                      node_parent)
+        else:
+            ev_target[e - ev_lo] = -2  # a child: evaluated on first use
     for k in range(cd_lo, cd_hi):
         token = cd[k, 0]
         start = token_offsets[token]
         if first_q >= 0 and lex_trans[first_q, token_data[start]] >= 0:
             continue
-        j = cd[k, 1] - ev_lo
+        e = cd[k, 1]
+        j = e - ev_lo
         if not ev_ok[j]:
             continue
-        if events[cd[k, 1], 0] == END_EVENT:
+        if events[e, EV_KIND] == END_EVENT:
             _set_bit(out_row, token)
             continue
-        t = ev_target[j]
-        verdict = sub[k, t] if t >= 0 else UNKNOWN
-        if verdict == SHIFTED:
+        code = sub[k, ev_target[j]] if ev_target[j] >= 0 else SUB_WALK
+        if code >= SUB_CHILD:
+            child = ev_lo + code - SUB_CHILD
+            c = child - ev_lo
+            if ev_target[c] == -2:
+                _evaluate(child, c, events, targets, ev_ov[j], ev_len[j], ev_base[j], ev, scratch, lexer, parser,
+                          node_state, node_parent)
+            code = SUB_ACCEPT if ev_ok[c] else SUB_REJECT
+        if code == SUB_ACCEPT:
             _set_bit(out_row, token)
-        if verdict != UNKNOWN:
+        if code != SUB_WALK:
             continue
         n = ev_len[j]
         work[:n] = ev_ov[j, :n]

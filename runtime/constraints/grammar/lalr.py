@@ -65,12 +65,12 @@ class TokenBase:
         self.capacity = (trie.max_depth + 3) * (len(spec.nonterminals) + 2) + 8
         width = 2 * trie.max_depth + 16  # static overlays: longer ones defer to run time
         self._static_rows = np.empty((trie.max_depth + 1, width), dtype=np.int32)
-        self._event_width = width + 3
+        self._event_width = width + walks.EV_OV
         self._scratch = np.empty(self.capacity, dtype=np.int32)
         self._ov = np.empty(self.capacity, dtype=np.int32)
         self._cd = np.empty((trie.vocab_size, 3), dtype=np.int32)
         self.max_targets = _max_targets(spec)
-        self._sub = np.empty((trie.vocab_size, self.max_targets), dtype=np.int8)
+        self._sub = np.empty((trie.vocab_size, self.max_targets), dtype=np.int16)
         first = np.zeros(trie.vocab_size, dtype=np.uint8)
         lengths = np.diff(trie.token_offsets)
         first[lengths > 0] = trie.token_data[trie.token_offsets[:-1][lengths > 0]]
@@ -103,9 +103,13 @@ class TokenBase:
     def mask(self, states: Sequence[int]) -> torch.Tensor:
         """Packed allowed-token masks, int32 ``[len(states), ceil(V/32)]`` (a fresh tensor)."""
         if len(states) == 1:  # the common case, kept short
-            slot = self._memo.get(int(states[0]))
+            code = int(states[0])
+            slot = self._memo.get(code)
             if slot is not None:
                 return torch.from_numpy(self._memo_rows[slot:slot + 1].view(np.int32).copy())
+            row = self._compute_masks(np.array([code], dtype=np.int64))
+            self._remember(code, row[0])
+            return torch.from_numpy(row.view(np.int32))
         out = np.empty((len(states), self.words), dtype=np.uint32)
         todo = []
         for i, state in enumerate(states):

@@ -69,8 +69,8 @@ def _grown(array: np.ndarray, need: int) -> np.ndarray:
 
 class RowStore:
     """Per position (parser state, lexer state): a static row, context-dependent tokens
-    ``cd[k] = (token, event, offset)`` and events ``events[e] = (kind, symbol, length,
-    overlay...)`` with their shift ``targets`` and the per-target verdicts ``sub`` of FEED tokens;
+    ``cd[k] = (token, event, offset)`` and events ``events[e] = (kind, symbol, parent,
+    length, overlay...)`` with their shift ``targets`` and the per-target verdicts ``sub`` of FEED tokens;
     ``ranges[r] = (cd_lo, cd_hi, event_lo, event_hi)``."""
 
     def __init__(self, num_parser_states: int, num_lexer_states: int, words: int, event_width: int,
@@ -81,7 +81,7 @@ class RowStore:
         self.cd = np.zeros((256, 3), dtype=np.int32)
         self.events = np.zeros((16, event_width), dtype=np.int32)
         self.targets = np.full((16, max_targets), -1, dtype=np.int32)
-        self.sub = np.zeros((256, max_targets), dtype=np.int8)
+        self.sub = np.zeros((256, max_targets), dtype=np.int16)
         self.count = 0
         self.max_events = 0
         self._cd_used = 0
@@ -110,6 +110,8 @@ class RowStore:
         self.cd[lo:hi] = cd
         self.cd[lo:hi, 1] += elo
         self.events[elo:ehi] = events
+        parents = self.events[elo:ehi, 2]
+        parents[parents >= 0] += elo
         self.ranges[r] = (lo, hi, elo, ehi)
         self._cd_used, self._events_used = hi, ehi
         self.max_events = max(self.max_events, len(events))

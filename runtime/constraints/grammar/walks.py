@@ -27,6 +27,11 @@ import numpy as np
 
 ERROR, SHIFTED, UNKNOWN, OVERFLOW = 0, 1, 2, 3
 END_EVENT, FEED_EVENT = 0, 1
+# Columns of an event row: kind, symbol (lexer state of END, terminal of FEED), parent event
+# (-1 for events on the position's stack), overlay length, overlay.
+EV_KIND, EV_SYM, EV_PARENT, EV_LEN, EV_OV = 0, 1, 2, 3, 4
+# Codes of ``sub[k, j]`` (a FEED token's rest after target j); codes >= SUB_CHILD name a child event.
+SUB_REJECT, SUB_ACCEPT, SUB_WALK, SUB_CHILD = 0, 1, 2, 3
 
 # Slots of ``lay``.
 (L_NQ, L_TRANS, L_TERM, L_EMIT_OFF, L_EMIT, L_NEMIT, L_START, L_NLEX, L_LEXER_OF, L_NSTATES, L_IGNORED,
