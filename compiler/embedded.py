@@ -61,7 +61,9 @@ def regex_problems(pattern: str) -> list[Problem]:
     try:
         interegular.parse_pattern(_code_points_escaped(body))
     except (interegular.Unsupported, interegular.InvalidSyntax, ValueError, RecursionError) as err:
-        return [(f"regex cannot be compiled to an automaton: {err}", 0, len(pattern))]
+        reason = str(err) or type(err).__name__
+        return [(f"regex cannot be compiled to an automaton ({reason}); rewrite it in plain regular syntax",
+                 0, len(pattern))]
     return []
 
 

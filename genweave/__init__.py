@@ -19,6 +19,26 @@ from genweave.dsl.errors import (
     NoValidTokenError,
 )
 from genweave.runtime.result import Result, Results
+from genweave.runtime.samplers import (
+    dry,
+    epsilon,
+    eta,
+    frequency_penalty,
+    greedy,
+    logit_bias,
+    min_p,
+    mirostat,
+    presence_penalty,
+    repetition_penalty,
+    temperature,
+    top_h,
+    top_k,
+    top_n_sigma,
+    top_p,
+    typical,
+    xtc,
+)
+from genweave.samplers import Sampler, sampler
 
 __all__ = [
     "BudgetExhaustedError",
@@ -34,7 +54,26 @@ __all__ = [
     "Program",
     "Result",
     "Results",
+    "Sampler",
     "compile",
+    "dry",
+    "epsilon",
+    "eta",
+    "frequency_penalty",
+    "greedy",
+    "logit_bias",
+    "min_p",
+    "mirostat",
+    "presence_penalty",
+    "repetition_penalty",
+    "sampler",
+    "temperature",
+    "top_h",
+    "top_k",
+    "top_n_sigma",
+    "top_p",
+    "typical",
+    "xtc",
 ]
 
 __version__ = "0.1.0"

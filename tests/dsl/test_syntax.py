@@ -121,7 +121,7 @@ def test_expressions(text, tree):
 
 
 def test_comparisons_do_not_chain():
-    with pytest.raises(GenSyntaxError, match="unexpected '<'"):
+    with pytest.raises(GenSyntaxError, match="comparisons do not chain"):
         parse_expression("a < b < c")
 
 
