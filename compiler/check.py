@@ -50,10 +50,23 @@ def check(module: ast.Module, *, supported: SupportedFeatures | None = None) -> 
 
         check_legality(scope, Report(module, problems, supported or RUNTIME))
     if problems.errors:
+        problems.errors = _distinct(problems.errors)
         first = problems.errors[0]
         raise GenCheckError(first.message, span=first.span, source=first.source, hint=first.hint,
                             errors=problems.errors)
     return CheckReport(problems.warnings)
+
+
+def _distinct(errors: list[GenError]) -> list[GenError]:
+    """Each error once (a declaration used in several places is checked at each use)."""
+    seen: set[tuple] = set()
+    kept = []
+    for err in errors:
+        key = (err.message, err.span)
+        if key not in seen:
+            seen.add(key)
+            kept.append(err)
+    return kept
 
 
 def _check_module(scope: ModuleScope, problems: Problems, supported: SupportedFeatures, *,

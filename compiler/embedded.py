@@ -124,6 +124,7 @@ def _code_points_escaped(pattern: str) -> str:
     return _CODE_POINT.sub(rewrite, pattern)
 
 
+@lru_cache(maxsize=1024)
 def regex_is_finite(pattern: str) -> bool:
     """True when ``pattern`` (already checked) has no unbounded repetition: a finite language."""
     try:

@@ -2,10 +2,10 @@
 
 The language accepts every construct of the design; the runtime grows into it. A construct whose
 feature is missing from :class:`SupportedFeatures` is rejected by the checker with an error that
-names it ("`smc` inference is not supported yet"), never ignored. When a runtime feature lands,
+names it ("`beam` search is not supported yet"), never ignored. When a runtime feature lands,
 add its key to :data:`RUNTIME` (or pass a wider ``SupportedFeatures`` to ``check``).
 
->>> RUNTIME.allows("smc"), LANGUAGE.allows("smc")
+>>> RUNTIME.allows("beam"), LANGUAGE.allows("beam")
 (False, True)
 """
 
@@ -92,7 +92,7 @@ def _all_samplers() -> tuple[str, ...]:
 # `seed`.
 RUNTIME = SupportedFeatures(samplers=frozenset(_all_samplers()), constraints=True, features=frozenset({
     "let", "if", "for", "call", "factor", "condition", "expressions", "keep stop", "extern", "where",
-    "rejection", "list parameters", "json", "schema parameters",
+    "rejection", "list parameters", "json", "schema parameters", "heal", "for hole", "smc", "awrs",
 }))
 
 # The language level: every construct.

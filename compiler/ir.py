@@ -484,15 +484,17 @@ def walk_holes(ops: tuple[Op, ...]):
             yield from walk_holes(op.body)
 
 
-def map_ops(ops: tuple[Op, ...], rewrite) -> tuple[Op, ...]:
-    """``ops`` with every operation (at any depth) replaced by ``rewrite(op)``, blocks first."""
+def map_ops(ops: tuple[Op, ...], rewrite, *, into_calls: bool = True) -> tuple[Op, ...]:
+    """``ops`` with every operation (at any depth; inside inlined calls too unless ``into_calls``
+    is false) replaced by ``rewrite(op)``, blocks first."""
     out = []
     for op in ops:
         if isinstance(op, If):
-            op = If(op.condition, map_ops(op.then, rewrite), map_ops(op.orelse, rewrite), span=op.span)
+            op = If(op.condition, map_ops(op.then, rewrite, into_calls=into_calls),
+                    map_ops(op.orelse, rewrite, into_calls=into_calls), span=op.span)
         elif isinstance(op, For):
-            op = For(op.var, op.iterable, map_ops(op.body, rewrite), span=op.span)
-        elif isinstance(op, Call):
+            op = For(op.var, op.iterable, map_ops(op.body, rewrite, into_calls=into_calls), span=op.span)
+        elif isinstance(op, Call) and into_calls:
             op = Call(op.binding, op.program, op.scope, op.args, map_ops(op.body, rewrite), op.result, span=op.span)
         out.append(rewrite(op))
     return tuple(out)

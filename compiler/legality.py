@@ -1,5 +1,8 @@
 """Can the inference honour each hole's constraint? Checked on the IR of a checked module.
 
+* ``smc`` and ``awrs`` sample: not with ``greedy``; ``smc`` takes one ``twist``; ``awrs`` goes
+  alone or with ``smc``;
+
 * a complete-only predicate (``where`` on a complete value) cannot be masked: it needs ``smc``
   or ``rejection``; so does a ``condition``;
 * ``factor`` reweights the target, which token-by-token sampling ignores: it needs ``smc`` (or a
@@ -37,6 +40,7 @@ def check_legality(scope: ModuleScope, report: Report) -> None:
 def _program(program: ir.Program, report: Report, decl: ast.ProgramDecl) -> None:
     decoding = program.decoding
     method = _describe(decoding)
+    _particle_inference(decoding, report)
     for hole in program.holes():
         if hole.constraint_class == "complete-only predicate" and not isinstance(decoding.search, _ENFORCING):
             report.error(f"{method} cannot enforce the condition on hole '{hole.name}': it holds only for "
@@ -58,6 +62,22 @@ def _program(program: ir.Program, report: Report, decl: ast.ProgramDecl) -> None
         if isinstance(stmt, ast.Boundary) and not (program.model is not None and program.model.bytes):
             report.error("`boundary bytes` needs a byte-level model", stmt.span,
                          hint="declare the model with `bytes`")
+
+
+def _particle_inference(decoding: ir.Decoding, report: Report) -> None:
+    """``smc`` and ``awrs`` sample; they need a distribution to sample from, one twist at most."""
+    search = decoding.search
+    particles = isinstance(search, ir.Smc) or decoding.awrs
+    if particles and decoding.method == "greedy":
+        name = "smc" if isinstance(search, ir.Smc) else "awrs"
+        report.error(f"`{name}` samples, but `greedy` is not a distribution to sample from",
+                     search.span if isinstance(search, ir.Smc) else decoding.span,
+                     hint="use `sample [CHAIN]` (e.g. `sample temperature 0.5`) for a sharper target")
+    if isinstance(search, ir.Smc) and len(search.twists) > 1:
+        report.error("`smc` takes one `twist`", search.span, hint="combine the potentials into one extern")
+    if decoding.awrs and search is not None and not isinstance(search, ir.Smc):
+        report.error(f"`awrs` has no effect under `{type(search).__name__.lower()}`", search.span,
+                     hint="use `awrs` alone or with `smc`")
 
 
 def _infer_statements(stmts):

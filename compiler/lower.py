@@ -53,8 +53,9 @@ def lower_program(program: ast.ProgramDecl, model: ir.ModelRef | None, scope: Mo
     ops = lowering.block(program.target)
     decoding, per_hole = _InferLowering(lowering).decoding(program.infer)
     if per_hole:
+        # `for HOLE:` names this program's holes, not those of the programs it calls.
         ops = ir.map_ops(ops, lambda op: replace(op, decoding=per_hole[op.name])
-                         if isinstance(op, ir.Hole) and op.name in per_hole else op)
+                         if isinstance(op, ir.Hole) and op.name in per_hole else op, into_calls=False)
     return ir.Program(program.name, params, returns, model, ops, decoding, span=lowering.span(program.span))
 
 

@@ -15,7 +15,10 @@ from typing import Any
 from genweave.compiler import ir
 from genweave.compiler.bind_constraints import bind_hole
 from genweave.compiler.evaluate import Evaluator
+from genweave.compiler.passes.classify_constraints import predicate_class
 from genweave.runtime import execute
+from genweave.runtime.inference.potentials import extern
+from genweave.runtime.inference.program import ParticlePlan
 from genweave.runtime.samplers import ChainSpec, build_chain, fold
 from genweave.runtime.vocab import Vocabulary
 
@@ -26,13 +29,30 @@ _PARSERS: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "bool":
 def plan(program: ir.Program, vocab: Vocabulary, *, file: str = "<source>", source: str | None = None,
          functions: Mapping[str, Callable[..., Any]] | None = None) -> execute.Plan:
     """Bind ``program`` to a model's vocabulary; ``functions`` are the host's extern functions."""
-    binder = _Binder(vocab, file, source, Evaluator(functions))
+    binder = _Binder(vocab, file, source, Evaluator(functions), program.decoding)
     decoding = program.decoding
     search = decoding.search
     return execute.Plan(binder.ops(program.ops, binder.evaluator), decoding_chain(decoding),
                         chat=bool(program.model and program.model.chat),
                         guarantee=decoding.guarantee or "local",
-                        rejection=search.max_tries if isinstance(search, ir.Rejection) else None)
+                        rejection=search.max_tries if isinstance(search, ir.Rejection) else None,
+                        particles=particle_plan(decoding, binder.evaluator))
+
+
+def particle_plan(decoding: ir.Decoding, evaluator: Evaluator) -> ParticlePlan | None:
+    """The particle inference of ``smc`` (or of plain ``awrs``: one particle per draw), else None."""
+    search = decoding.search
+    if isinstance(search, ir.Smc):
+        twist, every = None, 1
+        if search.twists:
+            extern_ir, every = search.twists[0]  # the checker allows one twist
+            twist = extern(evaluator.function(extern_ir), "potential", prefix=True, name=extern_ir.name)
+        chain = fold(build_chain([(s.name, dict(s.params)) for s in search.chain])) if search.chain else None
+        proposal = "awrs" if search.propose == "awrs" or decoding.awrs else "sample"
+        return ParticlePlan(search.particles, search.ess, search.resample, proposal, chain, twist, every)
+    if decoding.awrs and search is None:
+        return ParticlePlan(1, 0.0, "multinomial", "awrs")
+    return None
 
 
 def decoding_chain(decoding: ir.Decoding | ir.HoleDecoding) -> ChainSpec:
@@ -43,8 +63,10 @@ def decoding_chain(decoding: ir.Decoding | ir.HoleDecoding) -> ChainSpec:
 
 
 class _Binder:
-    def __init__(self, vocab: Vocabulary, file: str, source: str | None, evaluator: Evaluator):
+    def __init__(self, vocab: Vocabulary, file: str, source: str | None, evaluator: Evaluator,
+                 decoding: ir.Decoding):
         self.vocab, self.file, self.source, self.evaluator = vocab, file, source, evaluator
+        self.decoding = decoding
 
     def ops(self, ops: tuple[ir.Op, ...], ev: Evaluator) -> tuple[execute.Step, ...]:
         steps: list[execute.Step] = []
@@ -91,17 +113,21 @@ class _Binder:
 
     def hole(self, op: ir.Hole, ev: Evaluator) -> execute.Fill:
         where = f"{self.file}:{op.span.line}:{op.span.col}"
-        check = None
+        check = prefix = None
         constraint_ir = op.constraint
         if isinstance(constraint_ir, ir.Where):
             test = ev.compile(constraint_ir.condition)
             name = ev.rename(op.name)
             check = _text_check(test, name)
+            if predicate_class(constraint_ir.condition, op.name) == "prefix predicate":
+                prefix = ev.function(constraint_ir.condition.extern)  # what smc/awrs check per token
             constraint_ir = constraint_ir.constraint
         bound = ir.Hole(op.name, constraint_ir, op.stop, op.max_tokens, span=op.span, keep_stop=op.keep_stop)
+        heal = op.decoding.heal if op.decoding is not None else self.decoding.heal
         return execute.Fill(ev.rename(op.name), op.max_tokens, op.stop, where,
                             bind_hole(bound, self.vocab, self.file, self.source), _parser(constraint_ir),
-                            keep_stop=op.keep_stop, check=check)
+                            keep_stop=op.keep_stop, check=check, prefix=prefix,
+                            heal=heal and op.heal_before)
 
 
 def _parser(constraint: ir.ConstraintIR | None) -> Callable[[str], Any] | None:

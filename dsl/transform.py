@@ -249,6 +249,9 @@ class ToAst(Transformer):
         name_span = Span(span.line, span.end_col - len(items[0]), span.end_line, span.end_col)
         return ast.JsonC(ast.NamedC(items[0], span=name_span), span=span)
 
+    def c_json_module(self, meta, items):
+        return ast.NamedC(f"json.{items[0]}", span=self.span(meta))
+
     def c_lark(self, meta, items):
         return ast.LarkC(self.verbatim(items[0]), span=self.span(meta))
 

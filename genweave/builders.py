@@ -55,7 +55,7 @@ from genweave.runtime.samplers.base import ChainSpec, Stage
 __all__ = [
     "BOOL", "FLOAT", "INT", "Constraint", "Expr", "Extern", "Program", "awrs", "beam", "best_of", "boundary_bytes",
     "cautious", "choice", "compile_module", "declare", "draws", "dry", "enumerate_hole", "epsilon", "eta", "expr",
-    "for_hole", "frequency_penalty", "grammar", "greedy", "heal", "json_schema", "len_", "literal", "logit_bias",
+    "for_hole", "frequency_penalty", "gen", "grammar", "greedy", "heal", "json_schema", "len_", "literal", "logit_bias",
     "lookahead_tree", "min_p", "mirostat", "model", "module", "named", "potential", "predicate", "presence_penalty",
     "range_", "regex", "rejection", "repetition_penalty", "sample", "seed", "smc", "speculate", "temperature",
     "to_source", "top_h", "top_k", "top_n_sigma", "top_p", "twist", "typical", "use", "value", "var", "where",
@@ -391,6 +391,21 @@ def for_hole(hole: str, *stmts: ast.InferStmt) -> ast.ForHole:
 
 # --- programs ----------------------------------------------------------------------------------------
 
+class Hole:
+    """What ``gen(...)`` describes; assigning it to a program attribute adds the hole:
+    ``p.poem = gen(regex(...), max_tokens=60)`` is ``poem = gen regex ... max 60 tokens``."""
+
+    __slots__ = ("constraint", "stop", "max_tokens", "keep_stop")
+
+    def __init__(self, constraint, stop, max_tokens, keep_stop):
+        self.constraint, self.stop, self.max_tokens, self.keep_stop = constraint, stop, max_tokens, keep_stop
+
+
+def gen(constraint: Constraint | str | None = None, *, stop: str | None = None, max_tokens: int | None = None,
+        keep_stop: bool = False) -> Hole:
+    return Hole(constraint, stop, max_tokens, keep_stop)
+
+
 def _type(t: object) -> ast.TypeRef:
     if isinstance(t, str):
         return ast.TypeRef(t)
@@ -416,6 +431,12 @@ class Program:
     def __getitem__(self, name: str) -> Expr:
         """A parameter or earlier name as an expression: ``p["topic"]``."""
         return var(name)
+
+    def __setattr__(self, name: str, item: object) -> None:
+        if isinstance(item, Hole):
+            self.gen(name, item.constraint, stop=item.stop, max_tokens=item.max_tokens, keep_stop=item.keep_stop)
+        else:
+            object.__setattr__(self, name, item)
 
     def _add(self, stmt: ast.Stmt) -> None:
         self._blocks[-1].append(stmt)

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from genweave.dsl.errors import BudgetExhaustedError, GenRuntimeError, NoValidTokenError
+from genweave.dsl.errors import BudgetExhaustedError, GenModelError, GenRuntimeError, NoValidTokenError
 from genweave.runtime import chat
 from genweave.runtime.models.base import LanguageModel
 from genweave.runtime.result import Result, Results
@@ -63,6 +63,10 @@ class Fill:
     parse: Callable[[str], Any] | None = None
     keep_stop: bool = False
     check: Callable[[Env, str], bool] | None = None  # a predicate on the complete text (`where`)
+    heal: bool = False  # draw the hole's first bytes from the exact byte-level conditional
+    # A prefix-monotone predicate on the hole's text (a `where` with a `prefix` extern): particle
+    # inference (smc, awrs) checks it token by token; `check` still decides on the finished value.
+    prefix: Callable[[str], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,9 @@ class Plan:
     ``chain`` is folded already; a ``greedy()`` chain decodes greedily. ``rejection`` (a number of
     tries) switches to rejection sampling: holes are drawn from the model without masks and a
     draw is kept only when every hole's text is in its language and every ``where``/``condition``
-    holds, which samples the program's target exactly.
+    holds, which samples the program's target exactly. ``particles`` (a
+    :class:`~genweave.runtime.inference.program.ParticlePlan`) switches to particle inference
+    (``smc``, ``awrs``), run by :mod:`genweave.runtime.inference.program`.
     """
 
     steps: tuple[Step, ...]
@@ -123,12 +129,17 @@ class Plan:
     chat: bool
     guarantee: str = "local"
     rejection: int | None = None
+    particles: Any = None
 
 
 def run_plan(plan: Plan, model: LanguageModel, args: Env, *, draws: int = 1,
              seed: int | None = None) -> Results:
     """Run ``plan`` ``draws`` times as one batch and return every draw."""
     generator = torch.Generator(device=model.device).manual_seed(seed) if seed is not None else None
+    if plan.particles is not None:
+        from genweave.runtime.inference.program import run_particles  # it builds on this module
+
+        return run_particles(plan, model, args, draws, generator)
     if plan.rejection is None:
         run = _Run(plan, model, args, draws, generator)
         run.execute(plan.steps, _Group(list(range(draws)), None))
@@ -173,6 +184,7 @@ class _Run:
         self.hole_tokens: list[dict[str, tuple[int, ...]]] = [{} for _ in range(draws)]
         self.logprob = [0.0] * draws
         self.weight = [0.0] * draws          # log-weight: factors, and -inf when a check fails
+        self.healed: dict[int, list[int]] = {}  # row -> tokens committed by healing, not yet fed
         self.value: list[Any] = [None] * draws
         self.generator = generator
         self.allowed = text_token_mask(model.vocab, str(model.device))
@@ -261,8 +273,11 @@ class _Run:
         """Tokenize each row's pending text and feed it to the model."""
         model = self.model
         pieces = [model.encode(self.pending[row]) if self.pending[row] else [] for row in group.rows]
+        healed = [self.healed.pop(row, None) for row in group.rows]
         if group.state is None:
             pieces = [[*model.bos_ids, *p] for p in pieces]
+        pieces = [h if h is not None else p for h, p in zip(healed, pieces)]
+        if group.state is None:
             if not all(pieces):
                 raise GenRuntimeError("the context is empty before the first hole",
                                       hint="start the program with a prompt literal")
@@ -286,10 +301,12 @@ class _Run:
 
     # --- holes ---------------------------------------------------------------------------------
     def _fill(self, hole: Fill, group: _Group) -> None:
-        self._flush(group)
         model, rows = self.model, group.rows
         checking = self.plan.rejection is not None  # propose from the model, check at the end
         fill = _HoleDecoding(hole, len(rows), model.vocab, masked=not checking)
+        if hole.heal and not checking:
+            self._heal(hole, group, fill)
+        self._flush(group)
         chain = self.plan.chain.compile(len(model.vocab), device=model.device, batch=len(rows))
         chain_state = chain.new_state(len(rows), [self.tokens[r] for r in rows]) if chain.stateful else None
         budget = hole.max_tokens if hole.max_tokens is not None else self._context_left(rows)
@@ -319,6 +336,50 @@ class _Run:
         else:
             self._out_of_budget(hole, fill, rows)
         self._finish_hole(hole, fill, rows)
+
+    def _heal(self, hole: Fill, group: _Group, fill: _HoleDecoding) -> None:
+        """Token healing at the boundary: each row's pending text (which may end inside a token)
+        and the hole's first bytes are drawn from the exact byte-level conditional, then committed
+        as tokens; the hole goes on from a token boundary with those bytes as its start. Rows with
+        the same context and text share one call (the usual case for draws)."""
+        together: dict[tuple, list[int]] = {}
+        for k, row in enumerate(group.rows):
+            if self.pending[row]:
+                together.setdefault((tuple(self.tokens[row]), self.pending[row]), []).append(k)
+        for (_, text), members in together.items():
+            # Healing runs before the hole's first token, so every row's constraint is in its
+            # initial state and one byte filter serves the whole group.
+            prefix, draws = self._heal_rows(group, members, text, fill.byte_filter(members[0]))
+            for k, healed in zip(members, draws):
+                row = group.rows[k]
+                fill.start_with(k, healed.hole)
+                self.weight[row] += healed.log_weight
+                self.pending[row] = ""
+                self.emitted[row] += text
+                self.healed[row] = [*prefix, *healed.tokens]
+
+    def _heal_rows(self, group: _Group, ks: list[int], text: str, allowed):
+        """``len(ks)`` healed draws for rows sharing context and text; returns (tokens to commit
+        before the healed ones, the draws)."""
+        from genweave.runtime.bytes import heal
+
+        model, row = self.model, group.rows[ks[0]]
+        if group.state is not None:
+            state = model.select(group.state, [ks[0]])
+            return [], heal(model, text.encode("utf-8"), context=self.tokens[row], lm_state=state, n=len(ks),
+                            generator=self.generator, allowed=allowed)
+        context = list(model.bos_ids)
+        try:
+            return context, heal(model, text.encode("utf-8"), context=context, n=len(ks),
+                                 generator=self.generator, allowed=allowed)
+        except GenModelError:
+            # A model without BOS cannot score bytes from an empty context: commit the prompt's
+            # settled head as tokens and heal from its last two tokens on.
+            head = model.encode(text)
+            if len(head) < 3:
+                raise
+            return head[:-2], heal(model, model.decode(head[-2:]), context=head[:-2], n=len(ks),
+                                   generator=self.generator, allowed=allowed)
 
     def _out_of_budget(self, hole: Fill, fill: _HoleDecoding, rows: list[int]) -> None:
         # A plain hole may end anywhere, so a full budget ends it. A hole that must end inside its
@@ -429,6 +490,28 @@ class _HoleDecoding:
                 self.states[k] = self.constraint.advance(self.states[k], token)
             feed[k] = True
         return feed
+
+    def start_with(self, k: int, data: bytes) -> None:
+        """Row ``k``'s text starts with ``data`` (bytes healing drew inside committed tokens)."""
+        self.texts[k] += data
+        if self.constraint is not None and data:
+            self.states[k] = self.constraint.walk(self.states[k], data)
+
+    def byte_filter(self, k: int) -> Callable[[bytes], torch.Tensor] | None:
+        """For healing: which next bytes (256 = end of text) keep row ``k``'s text in its language."""
+        if self.constraint is None or not self.masked:
+            return None
+        constraint, start = self.constraint, self.states[k]
+
+        def allowed(data: bytes) -> torch.Tensor:
+            state = constraint.walk(start, data)
+            out = torch.zeros(257, dtype=torch.bool)
+            for byte in range(256):
+                out[byte] = not constraint.is_dead(constraint.walk(state, bytes([byte])))
+            out[256] = not constraint.is_dead(state) and constraint.is_complete(state)
+            return out
+
+        return allowed
 
     def accepts(self, k: int) -> bool:
         """Whether row ``k``'s finished text is in the hole's language (always, when masked)."""

@@ -6,18 +6,17 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from syntax_strategies import modules
 
 from genweave.dsl.format import format_module
 from genweave.dsl.parser import parse, parse_file
-
-from syntax_strategies import modules
 
 ROOT = Path(__file__).resolve().parents[2]
 LANGUAGE_MD = ROOT.parent / "shared" / "design" / "LANGUAGE.md"
 
 
 def gen_blocks(path: Path) -> list[str]:
-    return re.findall(r"```gen[^\n]*\n(.*?)```", path.read_text(), flags=re.S)
+    return re.findall(r"^```gen(?: design)?\n(.*?)^```", path.read_text(), flags=re.S | re.M)
 
 
 def example_sources() -> list[tuple[str, str]]:

@@ -140,7 +140,7 @@ def _sub_verdicts(count, num_events, cd, events, targets, sub, tokens, ov, scrat
 def classify(s, q0, trie, tokens, tab, lay, nodes, row, cd, events, targets, sub, ov_rows,
              scratch):  # pragma: no cover
     """Fill ``row`` (uint32, zeroed) with the accepted tokens of position (``s``, ``q0``), ``cd``
-    (int32 [V, 3]) with (token, event, resume offset or -1), ``events`` (int32 [E, EV_OV + C],
+    (int32 [V, 4]) with (token, event, resume offset or -1, first byte), ``events`` (int32 [E, EV_OV + C],
     columns in ``walks``), ``targets`` (int32 [E, T]: a FEED event's shift targets) and ``sub``
     (int16 [V, T]: what FEED tokens do after each target). Returns ``(tokens, events)`` counts,
     or events -1 when the event table is full (call again with a larger one). ``ov_rows`` is
@@ -162,10 +162,13 @@ def classify(s, q0, trie, tokens, tab, lay, nodes, row, cd, events, targets, sub
     num_events = 0
     n = node_byte.shape[0]
     num_sorted = sorted_tokens.shape[0]
+    first_byte = 0
     i = 0
     while i < n:
         d = node_depth[i]
         byte = node_byte[i]
+        if d == 1:
+            first_byte = byte
         parent_src = src[d - 1]
         q = lex_trans[pq[d - 1], byte]
         if q >= 0:
@@ -199,6 +202,7 @@ def classify(s, q0, trie, tokens, tab, lay, nodes, row, cd, events, targets, sub
                 end = node_end[i]
                 for k in range(node_lo[i], node_lo[end] if end < n else num_sorted):
                     cd[count, 0], cd[count, 1], cd[count, 2] = sorted_tokens[k], e, d - 1
+                    cd[count, 3] = first_byte
                     count += 1
                 i = end
                 continue
@@ -229,6 +233,7 @@ def classify(s, q0, trie, tokens, tab, lay, nodes, row, cd, events, targets, sub
                     row[token >> 5] |= np.uint32(1) << np.uint32(token & 31)
                 elif outcome >= 0:
                     cd[count, 0], cd[count, 1], cd[count, 2] = sorted_tokens[k], outcome, -1
+                    cd[count, 3] = first_byte
                     count += 1
         i += 1
     num_events = _sub_verdicts(count, num_events, cd, events, targets, sub, tokens, ov_rows[0], scratch, lexer,

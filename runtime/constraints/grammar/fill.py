@@ -78,8 +78,8 @@ def _evaluate(e, j, events, targets, ov0, len0, base0, ev, scratch, lexer, parse
 def _dependent(out_row, r, first_q, ov0, len0, base0, store, tokens, work, scratch, ev, lexer, parser,
                node_state, node_parent):  # pragma: no cover - compiled
     """Set the allowed context-dependent tokens of row ``r`` on the stack ``chain(base0) +
-    ov0``; with ``first_q >= 0`` only tokens whose first byte ends a lexeme in state ``first_q``.
-    Events on the position's stack are evaluated first, child events when a token needs them."""
+    ov0``; with ``first_q >= 0`` only tokens whose first byte (``cd[k, 3]``) ends a lexeme in
+    state ``first_q``. Each event is evaluated once, when a token first needs it."""
     token_offsets, token_data = tokens
     ranges, cd, events, targets, sub = store
     ev_ov, ev_len, ev_base, ev_ok, ev_target = ev
@@ -87,19 +87,16 @@ def _dependent(out_row, r, first_q, ov0, len0, base0, store, tokens, work, scrat
     cd_lo, cd_hi, ev_lo, ev_hi = ranges[r, 0], ranges[r, 1], ranges[r, 2], ranges[r, 3]
     if cd_lo == cd_hi:
         return
-    for e in range(ev_lo, ev_hi):
-        if events[e, EV_PARENT] < 0:
-            _evaluate(e, e - ev_lo, events, targets, ov0, len0, base0, ev, scratch, lexer, parser, node_state,
-                      node_parent)
-        else:
-            ev_target[e - ev_lo] = -2  # a child: evaluated on first use
+    ev_target[: ev_hi - ev_lo] = -2  # every event is evaluated on first use
     for k in range(cd_lo, cd_hi):
+        if first_q >= 0 and lex_trans[first_q, cd[k, 3]] >= 0:
+            continue
         token = cd[k, 0]
         start = token_offsets[token]
-        if first_q >= 0 and lex_trans[first_q, token_data[start]] >= 0:
-            continue
         e = cd[k, 1]
         j = e - ev_lo
+        if ev_target[j] == -2:
+            _evaluate(e, j, events, targets, ov0, len0, base0, ev, scratch, lexer, parser, node_state, node_parent)
         if not ev_ok[j]:
             continue
         if events[e, EV_KIND] == END_EVENT:
@@ -186,7 +183,9 @@ def fill_masks(states, out, missing, tab, lay, nodes, row_of, rows, ranges, cd, 
         _dependent(out[i], r, -1, ov, 0, node, store, tokens, work, scratch, ev, lexer, parser, node_state,
                    node_parent)
         if r2 >= 0:
-            out[i, :] |= rows[r2] & dead_rows[dead_of[q]]
+            dead = dead_rows[dead_of[q]]
+            for w in range(out.shape[1]):
+                out[i, w] |= rows[r2, w] & dead[w]
             _dependent(out[i], r2, q, ov, length, base, store, tokens, work, scratch, ev, lexer, parser,
                        node_state, node_parent)
         if can_end(q, fresh, ov, 0, node, lexer, parser, node_state, node_parent):

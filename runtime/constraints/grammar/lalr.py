@@ -68,7 +68,7 @@ class TokenBase:
         self._event_width = width + walks.EV_OV
         self._scratch = np.empty(self.capacity, dtype=np.int32)
         self._ov = np.empty(self.capacity, dtype=np.int32)
-        self._cd = np.empty((trie.vocab_size, 3), dtype=np.int32)
+        self._cd = np.empty((trie.vocab_size, 4), dtype=np.int32)
         self.max_targets = _max_targets(spec)
         self._sub = np.empty((trie.vocab_size, self.max_targets), dtype=np.int16)
         first = np.zeros(trie.vocab_size, dtype=np.uint8)

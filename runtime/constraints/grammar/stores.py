@@ -69,7 +69,7 @@ def _grown(array: np.ndarray, need: int) -> np.ndarray:
 
 class RowStore:
     """Per position (parser state, lexer state): a static row, context-dependent tokens
-    ``cd[k] = (token, event, offset)`` and events ``events[e] = (kind, symbol, parent,
+    ``cd[k] = (token, event, offset, first byte)`` and events ``events[e] = (kind, symbol, parent,
     length, overlay...)`` with their shift ``targets`` and the per-target verdicts ``sub`` of FEED tokens;
     ``ranges[r] = (cd_lo, cd_hi, event_lo, event_hi)``."""
 
@@ -78,7 +78,7 @@ class RowStore:
         self.row_of = np.full((num_parser_states, num_lexer_states), -1, dtype=np.int32)
         self.rows = np.zeros((16, words), dtype=np.uint32)
         self.ranges = np.zeros((16, 4), dtype=np.int32)
-        self.cd = np.zeros((256, 3), dtype=np.int32)
+        self.cd = np.zeros((256, 4), dtype=np.int32)
         self.events = np.zeros((16, event_width), dtype=np.int32)
         self.targets = np.full((16, max_targets), -1, dtype=np.int32)
         self.sub = np.zeros((256, max_targets), dtype=np.int16)
