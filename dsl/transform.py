@@ -308,7 +308,7 @@ class ToAst(Transformer):
         return self.string(items[0])
 
     def e_number(self, meta, items):
-        return ast.Number(_number(str(items[0])), span=self.span(meta))
+        return ast.Number(self._number(items[0], meta), span=self.span(meta))
 
     def e_true(self, meta, items):
         return ast.Bool(True, span=self.span(meta))
@@ -405,10 +405,16 @@ class ToAst(Transformer):
         return self.string(items[0])
 
     def number(self, meta, items):
-        return ast.Number(_number(str(items[0])), span=self.span(meta))
+        return ast.Number(self._number(items[0], meta), span=self.span(meta))
 
     def negative_number(self, meta, items):
-        return ast.Number(-_number(str(items[0])), span=self.span(meta))
+        return ast.Number(-self._number(items[0], meta), span=self.span(meta))
+
+    def _number(self, token: Token, meta) -> int | float:
+        value = _number(str(token))
+        if value in (float("inf"), float("-inf")):
+            raise GenSyntaxError(f"the number {token} is too large", span=self.span(meta))
+        return value
 
     def _options(self, words, what: str):
         """An odd count of words starts with a positional value; the rest are ``key value`` pairs."""

@@ -15,7 +15,9 @@ decoding is exact for the first, SMC converges to the second. Enumeration follow
 semantics from their definitions (not from its code), which makes it an oracle for the runtime.
 
 Outcomes are keyed by the tuple of each hole's token ids, in hole order; ``value_law`` folds them to
-returned values.
+returned values. Traces that reach a step where nothing is allowed (the executor raises there, e.g.
+a budget too small for a constraint) are left out; ``dead_end`` is their probability under the local
+law, and ``probs`` is normalized over the other traces.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class ExactLaw:
     probs: dict[tuple[tuple[int, ...], ...], float]
     values: dict[tuple[tuple[int, ...], ...], Any]
     log_z: float  # log of the total unnormalized mass (0 for the local law)
+    dead_end: float = 0.0  # local law: probability of reaching a step where no token is allowed
 
     def value_law(self) -> dict[Any, float]:
         law: dict[Any, float] = {}
@@ -78,7 +81,7 @@ def plan_distribution(plan: Plan, model: LanguageModel, values: Mapping[str, Any
         raise ValueError("the program has no complete trace under this model")
     probs = {k: math.exp(lp) / total for k, lp in walker.mass.items()}
     log_z = math.log(total) if target == "global" else 0.0
-    return ExactLaw(probs, walker.values, log_z)
+    return ExactLaw(probs, walker.values, log_z, walker.dead_end)
 
 
 @dataclass
@@ -103,6 +106,7 @@ class _Walker:
             raise ValueError("the global target of greedy decoding is not a distribution; use target='local'")
         self.allowed = text_token_mask(model.vocab, "cpu")
         self.mass: dict[tuple, float] = {}
+        self.dead_end = 0.0
         self.values: dict[tuple, Any] = {}
         self.eos = frozenset(model.vocab.eos_ids)
         self.eos_mask = torch.zeros_like(self.allowed)
@@ -173,6 +177,11 @@ class _Walker:
             allowed &= unpack_mask(hole.constraint.mask([state]), allowed.shape[-1])[0]
         elif hole.max_tokens is not None and len(generated) == hole.max_tokens:
             allowed &= self.eos_mask  # a full budget: the text must end here
+        if not bool(allowed.any()):
+            # The executor stops with an error here (a budget too small for the constraint, say);
+            # under the local law this mass is reported apart, under the target it is simply zero.
+            self.dead_end += math.exp(logp) if self.target == "local" else 0.0
+            return
         masks = [*masks, allowed]
         step = self._step_logprobs(trace.tokens, generated, masks)
         for token in torch.nonzero(allowed & torch.isfinite(step)).flatten().tolist():

@@ -38,7 +38,12 @@ VOCABULARY = sorted({t for s in SEEDS for t in _TOKEN.findall(s) if t.strip()} |
 
 def run_everything(module) -> None:
     check(module, supported=LANGUAGE)
-    assert parse(format_module(module)) == module
+    text = format_module(module)
+    try:
+        reparsed = parse(text)
+    except GenError as err:  # the formatter wrote something the parser rejects: a bug
+        raise AssertionError(f"formatted source does not parse:\n{text}") from err
+    assert reparsed == module
     for program in lower(module).values():
         explain_program(program)
 

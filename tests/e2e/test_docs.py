@@ -30,3 +30,9 @@ def test_readme_program_is_the_demo():
     assert block == (DOCS.parent / "examples" / "hello.gen").read_text()
     assert "make demo" in readme and "make test" in readme
     genweave.compile(block)
+
+
+@pytest.mark.parametrize("index", range(len(_blocks(DOCS / "testing.md", "python"))))
+def test_testing_guide_examples_run(index):
+    block = _blocks(DOCS / "testing.md", "python")[index]
+    exec(compile(block, f"docs/testing.md[{index}]", "exec"), {"__name__": "docs_example"})

@@ -226,10 +226,13 @@ class Reference:
             if not reading.size:
                 break
             byte = matrix[ids[reading], k]
-            nxt = np.stack([self.padded[n][current[j, reading], byte] for j, n in enumerate(names)])
+            live = np.flatnonzero((current[:, reading] >= 0).any(axis=1))  # components alive anywhere
+            nxt = np.full((len(names), reading.size), -1, dtype=np.int64)
+            for j in live.tolist():
+                nxt[j] = self.padded[names[j]][current[j, reading], byte]
             alive = (nxt >= 0).any(axis=0)
             moved = reading[alive]
-            current[:, moved] = np.where(nxt[:, alive] >= 0, nxt[:, alive], -1)
+            current[:, moved] = nxt[:, alive]
             stopped = reading[~alive]
             active[stopped] = False
             boundary[stopped] = k
@@ -242,24 +245,38 @@ class Reference:
     def _decide_ends(self, state, names, current, ends, result) -> None:
         if not ends.size:
             return
-        columns, inverse = np.unique(current[:, ends].T, axis=0, return_inverse=True)
+        live = np.flatnonzero((current[:, ends] >= 0).any(axis=1))
+        columns, inverse = _unique_rows(current[np.ix_(live, ends)].T)
         verdicts = np.array([
-            self.viable(RefState(state.parser, tuple((n, int(q)) for n, q in zip(names, column) if q >= 0)))
+            self.viable(RefState(state.parser, tuple((names[j], int(q)) for j, q in zip(live, column) if q >= 0)))
             for column in columns])
-        result[ends] = verdicts[inverse.reshape(-1)]
+        result[ends] = verdicts[inverse]
 
     def _decide_boundaries(self, state, names, current, boundary, ids, result, matrix, lengths) -> None:
         cut = np.flatnonzero(boundary >= 0)
         if not cut.size:
             return
-        keys = np.concatenate([boundary[cut, None], current[:, cut].T], axis=1)
-        groups, inverse = np.unique(keys, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
+        live = np.flatnonzero((current[:, cut] >= 0).any(axis=1))
+        keys = np.concatenate([boundary[cut, None], current[np.ix_(live, cut)].T], axis=1)
+        groups, inverse = _unique_rows(keys)
         for g, key in enumerate(groups):
             members = cut[inverse == g]
-            lexeme = tuple((n, int(q)) for n, q in zip(names, key[1:]) if q >= 0)
+            lexeme = tuple((names[j], int(q)) for j, q in zip(live, key[1:]) if q >= 0)
             name = self._best(lexeme)  # None when nothing was read: a dead first byte rejects
             parser = self.feed(state.parser, name) if name is not None else None
             if parser is not None:
                 after = RefState(parser, self.start_lexeme(parser))
                 result[members] = self._allowed(after, ids[members], int(key[0]), matrix, lengths)
+
+
+def _unique_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct rows, index of each row's distinct row) of an integer matrix (lexsort based;
+    ``np.unique(axis=0)`` sorts void views and is much slower)."""
+    if matrix.shape[1] == 0:
+        return matrix[:1], np.zeros(matrix.shape[0], dtype=np.int64)
+    order = np.lexsort(matrix.T[::-1])
+    ordered = matrix[order]
+    starts = np.concatenate([[True], (ordered[1:] != ordered[:-1]).any(axis=1)])
+    inverse = np.empty(matrix.shape[0], dtype=np.int64)
+    inverse[order] = np.cumsum(starts) - 1
+    return ordered[starts], inverse
