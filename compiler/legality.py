@@ -94,11 +94,16 @@ def _describe(decoding: ir.Decoding) -> str:
 
 
 def _where_span(hole: ir.Hole):
-    constraint = hole.constraint
-    while constraint is not None and not isinstance(constraint, ir.Where):
-        constraint = getattr(constraint, "right", None) if not isinstance(constraint, ir.Intersect | ir.Union) \
-            else (constraint.left if isinstance(constraint.left, ir.Where) else constraint.right)
-    return constraint.span if constraint is not None else hole.span
+    found = _first_where(hole.constraint)
+    return found.span if found is not None else hole.span
+
+
+def _first_where(c: ir.ConstraintIR | None) -> ir.Where | None:
+    if isinstance(c, ir.Where):
+        return c
+    if isinstance(c, ir.Intersect | ir.Union):
+        return _first_where(c.left) or _first_where(c.right)
+    return None
 
 
 def _weights(ops: tuple[ir.Op, ...]):

@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
                      "(a registry name such as smollm2-135m, a local folder or a .gguf file)")
     run.add_argument("--seed", type=int, help="random seed (overrides the program's `seed`)")
     run.add_argument("--draws", "-n", type=int, help="number of draws (overrides `draws`)")
+    run.add_argument("--allow-python", action="store_true",
+                     help="import the Python functions the program's `extern` declarations name "
+                     "(module:function, searched first beside FILE); without it externs are an error")
     run.add_argument("--json", action="store_true",
                      help="print the draws as JSON (value, holes, text, logprob, tokens)")
 
@@ -89,7 +92,13 @@ def _run(args: argparse.Namespace) -> int:
 
     module = genweave.compile(_as_path(args.file))
     program = module.program(args.program)
-    result = program.run(_parse_args(args.arg), model=args.model, draws=args.draws, seed=args.seed)
+    functions = None
+    if args.allow_python:
+        from genweave.externs import import_functions
+
+        functions = import_functions(program.ir, _as_path(args.file).resolve().parent)
+    result = program.run(_parse_args(args.arg), model=args.model, draws=args.draws, seed=args.seed,
+                         functions=functions)
     draws = list(result) if isinstance(result, genweave.Results) else [result]
     if args.json:
         print(json.dumps([_as_json(r) for r in draws], ensure_ascii=False, indent=2))

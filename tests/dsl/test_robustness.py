@@ -79,7 +79,7 @@ def _settings(examples: int) -> settings:
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-@_settings(4000)
+@_settings(5000)
 @given(mutants())
 def test_mutated_programs_raise_only_genweave_errors(source):
     exercise(source)

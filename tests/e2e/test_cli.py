@@ -99,3 +99,29 @@ def test_run_json_on_the_embedded_model(program_file, capsys):
     assert set(draw) == {"value", "holes", "text", "logprob", "tokens", "guarantee"}
     assert draw["text"].startswith("Say hello:") and draw["holes"]["x"] == draw["value"]
     assert len(draw["tokens"]) > 2
+
+
+EXTERN_PROGRAM = '''\
+predicate ok = extern "hostpreds:anything"
+program p() -> str:
+  target:
+    "Say hi:"
+    x = gen max 2 tokens
+    if not ok(x):
+        " (rejected)"
+    return x
+'''
+
+
+@pytest.mark.model
+def test_externs_need_allow_python(tmp_path, capsys):
+    path = tmp_path / "ext.gen"
+    path.write_text(EXTERN_PROGRAM)
+    (tmp_path / "hostpreds.py").write_text("CALLS = []\ndef anything(text):\n    CALLS.append(text)\n    return True\n")
+    code, _, err = run_cli(capsys, "run", str(path))
+    assert code == 2 and "needs the host function 'hostpreds:anything'" in err and "--allow-python" in err
+    code, out, err = run_cli(capsys, "run", str(path), "--allow-python", "--seed", "0")
+    assert code == 0, err
+    import hostpreds
+
+    assert hostpreds.CALLS and out.strip() == hostpreds.CALLS[-1].strip()

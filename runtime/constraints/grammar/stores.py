@@ -87,10 +87,13 @@ class RowStore:
         self._cd_used = 0
         self._events_used = 0
 
-    def add_parser_states(self, count: int) -> None:
-        """Room for ``count`` more parser states (the Earley fallback adds them on the way)."""
-        extra = np.full((count, self.row_of.shape[1]), -1, dtype=np.int32)
-        self.row_of = np.concatenate([self.row_of, extra])
+    def ensure(self, num_parser_states: int, num_lexer_states: int) -> None:
+        """Room for this many parser and lexer states (the Earley fallback adds them on the way)."""
+        rows, columns = self.row_of.shape
+        if num_parser_states > rows or num_lexer_states > columns:
+            grown = np.full((max(rows, num_parser_states), max(columns, num_lexer_states)), -1, dtype=np.int32)
+            grown[:rows, :columns] = self.row_of
+            self.row_of = grown
 
     def store(self, state: int, q: int, row: np.ndarray, cd: np.ndarray, events: np.ndarray,
               targets: np.ndarray, sub: np.ndarray) -> int:
