@@ -253,5 +253,6 @@ def _recursive(node: object, root: object, active: tuple[str, ...]) -> bool:
 
 
 def canonical(text: str) -> str:
-    """The schema as compact JSON with sorted keys (equal schemas, equal text)."""
-    return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The schema as compact JSON. Key order is kept: the order of ``properties`` is the order in
+    which generated objects write their fields, which the user chose."""
+    return json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)

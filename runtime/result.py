@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
-
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +62,7 @@ class Results(Sequence[Result]):
     Under ``smc`` every draw is a particle system of ``particles`` results (result
     ``g * particles + i`` is particle ``i`` of draw ``g``); otherwise ``particles`` is 1.
 
+    >>> import math
     >>> a, b = Result("x", "x", {}, (), 0.0, weight=math.log(3)), Result("y", "y", {}, (), 0.0)
     >>> r = Results((a, b, b, Result("x", "x", {}, (), 0.0, weight=-math.inf)), particles=2)
     >>> {v: round(p, 6) for v, p in r.posterior.items()}, r.weights.tolist(), r.ess.round(2).tolist()

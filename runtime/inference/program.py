@@ -46,7 +46,7 @@ from genweave.runtime.inference.awrs import AWRSConfig
 from genweave.runtime.inference.hole import Hole
 from genweave.runtime.inference.potentials import NEG_INF, Potential, predicate
 from genweave.runtime.inference.resampling import effective_sample_size, normalized, resample
-from genweave.runtime.inference.results import log_mean_exp
+from genweave.runtime.inference.results import SMCStats, log_mean_exp
 from genweave.runtime.inference.smc import ParticleFilter, SMCConfig
 from genweave.runtime.models.base import LanguageModel
 from genweave.runtime.result import InferenceStats, Results
@@ -97,8 +97,7 @@ class _ParticleRun(_Run):
         super().__init__(plan, model, args, rows, generator)
         self.particles: ParticlePlan = plan.particles
         self.logprob = [math.nan] * rows  # particles carry weights, not the law they were drawn from
-        self.steps, self.draws, self.resamplings = 0, 0, 0
-        self.calls: list[np.ndarray] = []
+        self.tally = _Tally()
 
     def _fill(self, hole: Fill, group: _Group) -> None:
         if not group.rows:
@@ -111,7 +110,7 @@ class _ParticleRun(_Run):
                              log_weights=np.array([self.weight[r] for r in rows], dtype=np.float64),
                              histories=[self.tokens[r] for r in rows]).run()
         system = run.results[0]
-        self._count(system.stats)
+        self.tally.add(system.stats)
         self._reindex(rows, run.ancestors)
         weights = system.log_weights.copy()
         for k, row in enumerate(rows):
@@ -169,7 +168,7 @@ class _ParticleRun(_Run):
                 for k, row in enumerate(rows):
                     self.weight[row] = float(weights[k])
                 state = self.model.select(state, torch.as_tensor(ancestors, device=self.model.device))
-                self.resamplings += len(mixed)
+                self.tally.resamplings += len(mixed)
                 dead = weights == NEG_INF
         if not dead.any():
             group.state = state
@@ -179,8 +178,9 @@ class _ParticleRun(_Run):
         group.state = self.model.select(state, alive.tolist()) if len(alive) else None
 
     def _reindex(self, rows: list[int], ancestors: np.ndarray) -> None:
-        """Row ``rows[k]`` becomes a copy of row ``rows[ancestors[k]]``, for every per-row datum
-        (every list attribute of the run with one entry per row)."""
+        """Row ``rows[k]`` becomes a copy of row ``rows[ancestors[k]]``, for every per-row datum:
+        every list attribute of the run with one entry per row (the executor's rule for per-row
+        data; nothing else of the run is a list of that length)."""
         if np.array_equal(ancestors, np.arange(len(rows))):
             return
         per_row = [v for v in vars(self).values() if isinstance(v, list) and len(v) == self.batch]
@@ -190,15 +190,26 @@ class _ParticleRun(_Run):
             for k, row in enumerate(rows):
                 data[row] = taken[k] if sources[k] == row else copy.deepcopy(taken[k])
 
-    def _count(self, stats) -> None:
+    def stats(self) -> InferenceStats:
+        t = self.tally
+        calls = np.concatenate(t.calls) if t.calls else np.zeros(0, dtype=np.int64)
+        return InferenceStats(t.steps, t.draws, calls, t.resamplings)
+
+
+@dataclass
+class _Tally:
+    """What the filters of one run did, summed over holes (see :class:`InferenceStats`)."""
+
+    steps: int = 0
+    draws: int = 0
+    resamplings: int = 0
+    calls: tuple[np.ndarray, ...] = ()
+
+    def add(self, stats: SMCStats) -> None:
         self.steps += stats.steps
         self.draws += stats.draws
         self.resamplings += stats.resamplings
-        self.calls.append(stats.calls)
-
-    def stats(self) -> InferenceStats:
-        calls = np.concatenate(self.calls) if self.calls else np.zeros(0, dtype=np.int64)
-        return InferenceStats(self.steps, self.draws, calls, self.resamplings)
+        self.calls += (stats.calls,)
 
 
 class _SegmentFilter(ParticleFilter):

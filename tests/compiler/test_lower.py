@@ -22,7 +22,7 @@ def test_named_constraints_are_inlined():
                          '    return a\n').values()
     a, b, c = program.holes()
     assert isinstance(a.constraint, ir.Union) and a.constraint.left == ir.Regex("[a-z]+")
-    assert b.constraint == c.constraint == ir.Json('{"minimum":1,"type":"integer"}')
+    assert b.constraint == c.constraint == ir.Json('{"type":"integer","minimum":1}')
 
 
 def test_calls_are_inlined_with_their_own_scope_and_per_hole_inference_stays_local():

@@ -155,7 +155,9 @@ class EarleyRecognizer:
                 chart = self.feed(chart, term)
                 if chart < 0:
                     return -1, -1
-                nxt = int(table[int(self.lexers.starts[self.lexer_for(chart)]), byte])
+                lexer = self.lexer_for(chart)  # may add a lexer: read the tables after it
+                table, terminal = self.lexers.transitions, self.lexers.terminal
+                nxt = int(table[int(self.lexers.starts[lexer]), byte])
                 if nxt < 0:
                     return -1, -1
             q = nxt
@@ -268,7 +270,8 @@ class EarleyGrammar(TokenBase):
         term = int(self.lexers.terminal[q]) if q != self.fresh else -1
         after = self.recognizer.feed(chart, term) if term >= 0 else -1
         if after >= 0:
-            start = int(self.lexers.starts[self._lexer_of_chart(after)])
+            lexer = self._lexer_of_chart(after)
+            start = int(self.lexers.starts[lexer])
             r2 = self._row(after, start)
             out |= self.store.rows[r2] & self._dead_row(q)
             self._dependent(out, r2, after, start, q)

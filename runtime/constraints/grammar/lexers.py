@@ -50,6 +50,8 @@ class Lexer:
 def build_lexer(terminals: tuple[TerminalSpec, ...], ids: frozenset[int]) -> Lexer:
     """The minimal tagged product DFA of the terminals ``ids`` (module docstring)."""
     members = sorted(ids, key=lambda i: terminals[i].order())
+    if not members:  # a parser state that only accepts the end of the text
+        return Lexer(frozenset(), np.full((1, 256), DEAD, dtype=np.int32), np.array([-1], dtype=np.int32), ((),))
     dfas = [terminals[i].dfa for i in members]
     transitions, tags = _product(dfas, members)
     transitions, tags = _minimize(transitions, tags)

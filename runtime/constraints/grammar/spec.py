@@ -140,6 +140,12 @@ def _lark_compile(text: str, start: str):
     return terminals, rules, set(ignore)
 
 
+def _summary(error: Exception, limit: int = 300) -> str:
+    """The error's text on one line (lark lists a conflict's rules on the following lines)."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
@@ -178,7 +184,7 @@ def _lalr_table(rules, start, index, nt_index) -> tuple[LALRTable | None, str | 
         analysis = LALR_Analyzer(ParserConf(list(rules), {}, [start]), strict=True)
         analysis.compute_lalr()
     except GrammarError as error:
-        return None, _first_line(error)
+        return None, _summary(error)
     table = analysis.parse_table
     rule_index = {(r.origin.name, tuple(s.name for s in r.expansion)): i for i, r in enumerate(rules)}
     end = len(index)

@@ -183,16 +183,20 @@ class _SubsetConstruction:
     def _subset_row(self, members: tuple[int, ...]) -> np.ndarray:
         if not members:
             return np.full(256, DEAD, dtype=np.int32)
-        if len(members) == 1:
-            row = self.table[members[0]]
-            self._number_targets(np.unique(row))
-            return self.closure_id[row].astype(np.int32)
-        columns, inverse = np.unique(self.table[list(members)].T, axis=0, return_inverse=True)
-        ids = np.empty(len(columns), dtype=np.int32)
-        for i, column in enumerate(columns):
-            targets = [t for t in set(column.tolist()) if t != DEAD]
-            ids[i] = self._new_state(*self._closure(targets)) if targets else DEAD
-        return ids[inverse.reshape(-1)]
+        block = self.table[list(members)]  # [k, 256]
+        live = (block != DEAD).sum(axis=0)
+        single = block.max(axis=0)  # the target where at most one member has one
+        self._number_targets(np.unique(single[live == 1]))
+        row = np.where(live <= 1, self.closure_id[single], DEAD).astype(np.int32)
+        shared = np.flatnonzero(live > 1)  # bytes on which several members move: set targets
+        if shared.size:
+            columns = np.ascontiguousarray(block[:, shared].T)
+            keys = columns.view(np.dtype((np.void, columns.dtype.itemsize * columns.shape[1]))).reshape(-1)
+            _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            ids = np.array([self._new_state(*self._closure([t for t in set(columns[i].tolist()) if t != DEAD]))
+                            for i in first.tolist()], dtype=np.int32)
+            row[shared] = ids[inverse.reshape(-1)]
+        return row
 
 
 def difference(left: ByteDFA, right: ByteDFA) -> ByteDFA:

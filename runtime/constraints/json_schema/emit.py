@@ -22,6 +22,7 @@ import json
 import math
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import lru_cache
 
 from genweave.dsl.errors import GenCheckError
 from genweave.runtime.constraints.byte_dfa import ByteDFA, empty_dfa
@@ -39,7 +40,7 @@ from genweave.runtime.constraints.json_schema.merge import (
     merge,
     raise_refused,
 )
-from genweave.runtime.constraints.regex import regex_dfa
+from genweave.runtime.constraints.regex import regex_dfa as _regex_dfa
 
 WHITESPACE = {
     "compact": "",
@@ -48,6 +49,13 @@ WHITESPACE = {
 }
 
 _NON_INTEGRAL = r"-?(?:0|[1-9][0-9]*)\.[0-9]*[1-9][0-9]*"
+
+
+@lru_cache(maxsize=512)
+def regex_dfa(pattern: str) -> ByteDFA:
+    """:func:`genweave.runtime.constraints.regex.regex_dfa`, memoised (the same number,
+    whitespace and key patterns recur in every schema)."""
+    return _regex_dfa(pattern)
 
 
 @dataclass(frozen=True)
@@ -181,8 +189,11 @@ class Emitter:
         if high is not None and high > cap:
             self.capped.append(f"{m.pointer or '/'}: maxLength {high} enforced as {cap}")
             high = cap
-        decoded = strings.decoded_string(min_length=m.min_length, max_length=high,
-                                         patterns=self.patterns(m), formats=self.formats(m), pointer=m.pointer)
+        patterns, formats = tuple(self.patterns(m)), tuple(self.formats(m))
+        if not any("string" in other.types for other in excluded):
+            return strings.json_string(m.min_length, high, patterns, formats, m.pointer)
+        decoded = strings.decoded_string(min_length=m.min_length, max_length=high, patterns=patterns,
+                                         formats=formats, pointer=m.pointer)
         for other in excluded:
             if "string" in other.types:
                 decoded = difference(decoded, self.decoded_exclusion(other))

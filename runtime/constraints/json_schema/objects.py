@@ -20,6 +20,7 @@ every order needs a state per subset of members); an instance re-serialised in t
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
 from genweave.dsl.errors import GenCheckError
 from genweave.runtime.constraints.byte_dfa import ByteDFA
@@ -135,9 +136,7 @@ def _property_names(e, m: Merged) -> ByteDFA | None:
 
 def _regions(e, m: Merged, declared: set[str], names_dfa: ByteDFA | None) -> list[tuple[ByteDFA, Conjunction]]:
     """(encoded key DFA, value schemas) of the additional-member regions that can hold a member."""
-    names = strings.any_text()
-    if declared:
-        names = difference(names, strings.decoded_choices(sorted(declared)))
+    names = strings.other_names(frozenset(declared))
     if names_dfa is not None:
         names = intersection(names, names_dfa)
     patterns = list(dict.fromkeys(p for rule in m.object_rules for p, _ in rule.patterns))
@@ -158,7 +157,7 @@ def _regions(e, m: Merged, declared: set[str], names_dfa: ByteDFA | None) -> lis
         conj = tuple(s for rule in m.object_rules for s in _rule_view(rule, chosen))
         if merge(conj, e.context).is_empty():
             continue
-        regions.append((strings.encode_json_string(region), conj))
+        regions.append((_encoded(region), conj))
     return regions
 
 
@@ -167,3 +166,8 @@ def _rule_view(rule, chosen: frozenset[str]) -> Conjunction:
     if matched:
         return matched
     return (rule.additional,) if rule.additional is not None else ()
+
+
+@lru_cache(maxsize=256)
+def _encoded(region: ByteDFA) -> ByteDFA:
+    return strings.encode_json_string(region)  # memoised by identity: regions repeat per definition

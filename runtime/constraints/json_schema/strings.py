@@ -24,7 +24,7 @@ import numpy as np
 
 from genweave.dsl.errors import GenCheckError
 from genweave.runtime.constraints.byte_dfa import DEAD, ByteDFA, literal_dfa, minimize
-from genweave.runtime.constraints.json_schema.automata import intersection, repeat_dfa, trim
+from genweave.runtime.constraints.json_schema.automata import difference, intersection, repeat_dfa, trim
 from genweave.runtime.constraints.regex import regex_dfa
 
 _M4 = r"(?:[02468][48]|[2468]0|[13579][26])"  # two-digit multiples of 4 but 00
@@ -223,6 +223,22 @@ def encode_json_string(decoded: ByteDFA) -> ByteDFA:
     accepting[closed] = True
     result = trim(table, accepting, opening)
     return minimize(result) if result.num_states < MINIMIZE_BELOW else result
+
+
+@lru_cache(maxsize=1024)
+def json_string(min_length: int = 0, max_length: int | None = None, patterns: tuple[str, ...] = (),
+                formats: tuple[str, ...] = (), pointer: str = "") -> ByteDFA:
+    """The encoded JSON strings of :func:`decoded_string` (memoised: schemas repeat them)."""
+    return encode_json_string(decoded_string(min_length=min_length, max_length=max_length,
+                                             patterns=patterns, formats=formats, pointer=pointer))
+
+
+@lru_cache(maxsize=256)
+def other_names(names: frozenset[str]) -> ByteDFA:
+    """Decoded texts other than ``names`` (the names of additional members)."""
+    if not names:
+        return any_text()
+    return difference(any_text(), decoded_choices(sorted(names)))
 
 
 @lru_cache(maxsize=8)
