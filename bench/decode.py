@@ -48,6 +48,8 @@ program answer(prompt: str) -> str:
 MODES = {
     "greedy": ("greedy", dict(do_sample=False)),
     "sample T=0.7": ("sample temperature 0.7", dict(do_sample=True, temperature=0.7, top_k=0, top_p=1.0)),
+    "T=0.7, top_p 0.9, min_p 0.05": ("sample temperature 0.7 | top_p 0.9 | min_p 0.05",
+                                       dict(do_sample=True, temperature=0.7, top_k=0, top_p=0.9, min_p=0.05)),
 }
 
 
@@ -81,6 +83,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="16 tokens, 2 prompts, 1 repeat")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes to run")
     args = parser.parse_args()
     tokens, repeats, prompts = args.tokens, args.repeats, PROMPTS
     if args.quick:
@@ -92,7 +95,8 @@ def main() -> None:
     run_mode(model, "greedy", dict(do_sample=False), 8, prompts[:1], 1)
     print("| mode | genweave tok/s | generate tok/s | ratio | tokens | load (last repeat) |")
     print("|---|---|---|---|---|---|")
-    for mode, (infer, hf_kwargs) in MODES.items():
+    for mode in args.modes.split(","):
+        infer, hf_kwargs = MODES[mode]
         rows = run_mode(model, infer, hf_kwargs, tokens, prompts, repeats)
         gw = statistics.median(r[0] for r in rows)
         hf = statistics.median(r[1] for r in rows)

@@ -100,8 +100,11 @@ def _run(args: argparse.Namespace) -> int:
     result = program.run(_parse_args(args.arg), model=args.model, draws=args.draws, seed=args.seed,
                          functions=functions)
     draws = list(result) if isinstance(result, genweave.Results) else [result]
+    particles = result.particles if isinstance(result, genweave.Results) else 1
     if args.json:
         print(json.dumps([_as_json(r) for r in draws], ensure_ascii=False, indent=2))
+    elif particles > 1:
+        _print_posterior(result)
     else:
         for i, draw in enumerate(draws):
             if len(draws) > 1:
@@ -160,6 +163,15 @@ def _as_path(file: str):
     return Path(file)
 
 
+def _print_posterior(results) -> None:
+    """SMC: the weighted posterior over values, then each draw's log Z-hat and ESS."""
+    print(f"posterior over {len(results)} particles ({results.particles} per draw):")
+    for value, weight in results.posterior.items():
+        print(f"  {weight:8.4f}  {_display(value)}")
+    for g, (log_z, ess) in enumerate(zip(results.log_z.tolist(), results.ess.tolist())):
+        print(f"draw {g + 1}: log Z-hat {log_z:.4f}, ESS {ess:.1f} of {results.particles}")
+
+
 def _display(value) -> str:
     """A value as the user would write it: JSON for objects, arrays and booleans."""
     if isinstance(value, dict | list | bool) or value is None:
@@ -169,7 +181,13 @@ def _display(value) -> str:
 
 def _as_json(result) -> dict:
     return {"value": result.value, "holes": result.holes, "text": result.text,
-            "logprob": result.logprob, "tokens": list(result.tokens), "guarantee": result.guarantee}
+            "logprob": _finite(result.logprob), "weight": _finite(result.weight),
+            "tokens": list(result.tokens), "guarantee": result.guarantee}
+
+
+def _finite(x: float) -> float | str:
+    """JSON has no inf/nan: those are written as strings."""
+    return x if x == x and abs(x) != float("inf") else str(x)
 
 
 if __name__ == "__main__":

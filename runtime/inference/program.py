@@ -104,7 +104,7 @@ class _ParticleRun(_Run):
             return
         self._flush(group)
         rows = group.rows
-        segments = _segments(rows, self.particles.particles)
+        segments = segments_of(rows, self.particles.particles)
         run = _SegmentFilter(self.model, group.state, self._problem(hole, rows), self._config(len(rows)),
                              segments, generator=self.generator,
                              log_weights=np.array([self.weight[r] for r in rows], dtype=np.float64),
@@ -243,7 +243,7 @@ class _SegmentFilter(ParticleFilter):
 
 
 # ------------------------------------------------------------------------------------ segments
-def _segments(rows: Sequence[int], particles: int) -> list[Segment]:
+def segments_of(rows: Sequence[int], particles: int) -> list[Segment]:
     """The runs of ``rows`` (sorted) that belong to one system (``row // particles``)."""
     out, start = [], 0
     for k in range(1, len(rows) + 1):

@@ -96,7 +96,7 @@ def test_run_json_on_the_embedded_model(program_file, capsys):
     code, out, _ = run_cli(capsys, "run", str(program_file), "--arg", "word=hello", "--json")
     assert code == 0
     (draw,) = json.loads(out)
-    assert set(draw) == {"value", "holes", "text", "logprob", "tokens", "guarantee"}
+    assert set(draw) == {"value", "holes", "text", "logprob", "weight", "tokens", "guarantee"}
     assert draw["text"].startswith("Say hello:") and draw["holes"]["x"] == draw["value"]
     assert len(draw["tokens"]) > 2
 

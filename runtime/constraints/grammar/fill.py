@@ -22,6 +22,7 @@ from genweave.runtime.constraints.grammar.walks import (
     L_EOS,
     L_FRESH,
     L_NEOS,
+    L_NQ,
     L_STRIDE,
     OVERFLOW,
     SHIFTED,
@@ -35,6 +36,7 @@ from genweave.runtime.constraints.grammar.walks import (
     feed,
     viable,
     views,
+    walk_bytes,
 )
 
 
@@ -195,14 +197,30 @@ def fill_masks(states, out, missing, tab, lay, nodes, row_of, rows, ranges, cd, 
 
 @numba.njit(cache=True)
 def completing_tokens(candidates, tokens, node, q, out, tab, lay, nodes):  # pragma: no cover - compiled
-    """Set in ``out`` the candidate tokens after which the text may end (for token budgets)."""
+    """Set in ``out`` the candidate tokens after which the text may end (for token budgets).
+    Tokens that stay in the lexeme in progress leave the stack as it is, so their verdict depends
+    only on the lexer state they reach: it is computed once per such state."""
     lexer, parser = views(tab, lay)
     node_state, node_parent = nodes[:, 0], nodes[:, 1]
     token_offsets, token_data = tokens
+    fresh = lay[L_FRESH]
     ov = np.empty(lay[L_CAPACITY], np.int32)
     scratch = np.empty(lay[L_CAPACITY], np.int32)
+    memo = np.full(lay[L_NQ], -1, np.int8)
     for token in candidates:
-        allowed, q2, n, base = _walk_and_check(token_data, token_offsets[token], token_offsets[token + 1], q,
-                                               ov, 0, node, scratch, lexer, parser, node_state, node_parent)
-        if allowed and can_end(q2, lay[L_FRESH], ov, n, base, lexer, parser, node_state, node_parent):
+        status, q2, n, base = walk_bytes(token_data, token_offsets[token], token_offsets[token + 1], q, ov, 0, node,
+                                         lexer, parser, node_state, node_parent)
+        if status == OVERFLOW:
+            raise RuntimeError("grammar stack overlay overflow")
+        if status != SHIFTED:
+            continue
+        if n == 0 and base == node:  # the stack is untouched
+            if memo[q2] < 0:
+                memo[q2] = (viable(q2, ov, 0, node, scratch, lexer, parser, node_state, node_parent) == SHIFTED
+                            and can_end(q2, fresh, ov, 0, node, lexer, parser, node_state, node_parent))
+            done = memo[q2] == 1
+        else:
+            done = (viable(q2, ov, n, base, scratch, lexer, parser, node_state, node_parent) == SHIFTED
+                    and can_end(q2, fresh, ov, n, base, lexer, parser, node_state, node_parent))
+        if done:
             _set_bit(out, token)

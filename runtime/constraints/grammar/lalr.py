@@ -81,7 +81,7 @@ class LALRGrammar(TokenBase):
                 return out
             for _, kind, key in missing[:missed].tolist():
                 self._fill_cache(kind, key)
-            rows = missing[:missed, 0]
+            rows = missing[:missed, 0].copy()  # the next round overwrites `missing`
             todo = rows if todo is None else todo[rows]
 
     def _fill_cache(self, kind: int, key: int) -> None:

@@ -68,18 +68,21 @@ def _product(dfas, members) -> tuple[np.ndarray, np.ndarray]:
     rows: list[np.ndarray] = []
     tags: list[int] = []
     for state in queue:  # the queue grows while it is walked
-        table = np.stack([d.transitions[c] if c != DEAD else nowhere for d, c in zip(dfas, state)])
+        live = [k for k, c in enumerate(state) if c != DEAD]
+        table = np.stack([dfas[k].transitions[state[k]] for k in live])
         alive = (table != DEAD).any(axis=0)
-        columns, inverse = np.unique(table[:, alive].T, axis=0, return_inverse=True)
-        targets = np.empty(len(columns), dtype=np.int32)
-        for k, column in enumerate(columns.tolist()):
-            key = tuple(column)
+        row = nowhere.copy()
+        targets = []
+        for column in table[:, alive].T.tolist():  # at most 256 short tuples
+            key = [DEAD] * len(state)
+            for k, c in zip(live, column):
+                key[k] = c
+            key = tuple(key)
             if key not in number:
                 number[key] = len(queue)
                 queue.append(key)
-            targets[k] = number[key]
-        row = nowhere.copy()
-        row[alive] = targets[inverse.reshape(-1)]
+            targets.append(number[key])
+        row[alive] = targets
         rows.append(row)
         accepting = [m for d, c, m in zip(dfas, state, members) if c != DEAD and d.accepting[c]]
         tags.append(accepting[0] if accepting else -1)

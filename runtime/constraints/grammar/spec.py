@@ -32,7 +32,7 @@ from lark.load_grammar import load_grammar
 from lark.parsers.lalr_analysis import LALR_Analyzer, Shift
 
 from genweave.dsl.errors import GenCheckError
-from genweave.runtime.constraints.byte_dfa import ByteDFA
+from genweave.runtime.constraints.byte_dfa import ByteDFA, literal_dfa
 from genweave.runtime.constraints.regex import regex_dfa
 
 _HINT = "write the grammar in Lark syntax (https://lark-parser.readthedocs.io/en/stable/grammar.html)"
@@ -152,14 +152,26 @@ def _first_line(error: Exception) -> str:
 
 def _terminal_spec(terminal, ignored: bool) -> TerminalSpec:
     pattern = terminal.pattern.to_regexp()
+    literal = isinstance(terminal.pattern, PatternStr) and not terminal.pattern.flags
     try:
-        dfa = regex_dfa(pattern)
+        dfa = _literal_dfa(terminal.pattern.value) if literal else _regex_dfa(pattern)
     except GenCheckError as error:
         raise GenCheckError(f"terminal {terminal.name} ({pattern!r}) cannot be compiled: {error.message}",
                             hint=error.hint) from None
     return TerminalSpec(terminal.name, pattern, dfa, int(terminal.priority),
                         isinstance(terminal.pattern, PatternStr), int(terminal.pattern.max_width),
                         len(terminal.pattern.value), ignored)
+
+
+@lru_cache(maxsize=1024)
+def _regex_dfa(pattern: str) -> ByteDFA:
+    """Terminal patterns recur across grammars (JSON strings, numbers): compile each once."""
+    return regex_dfa(pattern)
+
+
+@lru_cache(maxsize=1024)
+def _literal_dfa(text: str) -> ByteDFA:
+    return literal_dfa([text.encode("utf-8")])
 
 
 def _productive(rules: list[Rule], live_terminals: set[str]) -> list[Rule]:

@@ -135,7 +135,7 @@ def _elements(value: list, dfa: ByteDFA, state: int, spaces: bool, index: int):
             yield end, sep + text + tail
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=8)
 def _compile(schema_text: str, options: Options) -> CompiledSchema:
     root = json.loads(schema_text)
     document = Document(root)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from constraint_oracles import unpack
+from grammar_cases import EARLEY, STD, canonical_ids, std_text
 from lark import Lark
 from lark.exceptions import UnexpectedInput
-from conftest import EARLEY, STD, canonical_ids, std_text
-from constraint_oracles import unpack
 
 from genweave.runtime.constraints import DEAD
 from genweave.runtime.constraints.grammar import grammar
@@ -59,7 +59,7 @@ def assert_exact(constraint, reference, vocab, pairs) -> None:
     V = len(vocab)
     got = unpack(constraint.mask([state for state, _ in pairs]))
     assert not got[:, V:].any(), "bits beyond the vocabulary"
-    for row, (state, ref) in enumerate(pairs):
+    for row, (_, ref) in enumerate(pairs):
         want = reference.allowed(ref, vocab)
         wrong = np.flatnonzero(got[row, :V] != want)
         assert not wrong.size, [(vocab.token_bytes[t], bool(want[t])) for t in wrong[:8]]
