@@ -81,7 +81,7 @@ def short(text: str) -> bool:
 def test_rejection_samples_the_global_target(toy):
     module = genweave.compile(REJECT)
     functions = {"tests:short": short}
-    results = module.p(model=toy, draws=6000, seed=3, functions=functions)
+    results = module.p(model=toy, draws=3000, seed=3, functions=functions)
     for r in results:
         assert r.weight == 0.0
         assert len(r.holes["b"]) <= 2 and r.holes["a"] != r.holes["b"]

@@ -18,6 +18,7 @@ from genweave.runtime.constraints.grammar.spec import GrammarSpec
 from genweave.runtime.constraints.token_trie import TokenTrie
 
 MEMO_ROWS = 256  # recent states whose masks are kept (a state inside a long lexeme repeats)
+PACK_EVENTS_FROM = 64  # events with this many tokens get packed rows instead of token lists
 
 
 def _max_targets(spec: GrammarSpec) -> int:
@@ -150,8 +151,38 @@ class TokenBase:
                 break
             capacity *= 4
             row[:] = 0
-        self.store.store(s, q, row, self._cd[:count], events[:num_events], targets[:num_events],
-                         self._sub[:count])
+        cd, sub, packed = self._pack_large_events(self._cd[:count], self._sub[:count], events[:num_events],
+                                                  targets[:num_events])
+        self.store.store(s, q, row, cd, events[:num_events], targets[:num_events], sub, packed)
+
+    def _pack_large_events(self, cd, sub, events, targets):
+        """Move the tokens of events with many tokens into packed rows: an END event's tokens
+        (all take its verdict), a FEED event's tokens accepted after each target. The tokens
+        left in ``cd`` are the others (those needing a child event or a walk). Returns
+        ``(cd, sub, [(event, target slot, row)])``."""
+        counts = np.bincount(cd[:, 1], minlength=len(events)) if len(cd) else np.zeros(0, dtype=np.int64)
+        keep = np.ones(len(cd), dtype=bool)
+        packed = []
+        for e in np.flatnonzero(counts >= PACK_EVENTS_FROM).tolist():
+            members = np.flatnonzero(cd[:, 1] == e)
+            if events[e, walks.EV_KIND] == walks.END_EVENT:
+                packed.append((e, 0, self._packed(cd[members, 0])))
+                keep[members] = False
+                continue
+            slots = np.flatnonzero(targets[e] >= 0)
+            codes = sub[np.ix_(members, slots)]
+            resolved = (codes <= walks.SUB_ACCEPT).all(axis=1)
+            if not resolved.any():  # e.g. the Earley fallback: every token is checked on the chart
+                continue
+            for j in slots.tolist():
+                packed.append((e, j, self._packed(cd[members[codes[:, j] == walks.SUB_ACCEPT], 0])))
+            keep[members[resolved]] = False
+        return cd[keep], sub[keep], packed
+
+    def _packed(self, tokens: np.ndarray) -> np.ndarray:
+        bits = np.zeros(32 * self.words, dtype=bool)
+        bits[tokens] = True
+        return np.packbits(bits, bitorder="little").view(np.uint32)
 
     def explain(self) -> str:
         """How the grammar is parsed and what is cached, in one paragraph."""

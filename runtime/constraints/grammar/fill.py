@@ -76,19 +76,34 @@ def _evaluate(e, j, events, targets, ov0, len0, base0, ev, scratch, lexer, parse
 
 
 @numba.njit(cache=True)
-def _dependent(out_row, r, first_q, ov0, len0, base0, store, tokens, work, scratch, ev, lexer, parser,
+def _dependent(out_row, r, first_q, dead, ov0, len0, base0, store, tokens, work, scratch, ev, lexer, parser,
                node_state, node_parent):  # pragma: no cover - compiled
     """Set the allowed context-dependent tokens of row ``r`` on the stack ``chain(base0) +
     ov0``; with ``first_q >= 0`` only tokens whose first byte (``cd[k, 3]``) ends a lexeme in
-    state ``first_q``. Each event is evaluated once, when a token first needs it."""
+    state ``first_q`` (the packed ``dead`` row). Events with packed rows are evaluated first and
+    their row ORed in; the others once, when a token first needs them."""
     token_offsets, token_data = tokens
-    ranges, cd, events, targets, sub = store
+    ranges, cd, events, targets, sub, event_row_of, event_rows = store
     ev_ov, ev_len, ev_base, ev_ok, ev_target = ev
     lex_trans, lex_start, lexer_of = lexer[0], lexer[4], lexer[5]
     cd_lo, cd_hi, ev_lo, ev_hi = ranges[r, 0], ranges[r, 1], ranges[r, 2], ranges[r, 3]
-    if cd_lo == cd_hi:
+    if ev_lo == ev_hi:
         return
     ev_target[: ev_hi - ev_lo] = -2  # every event is evaluated on first use
+    for e in range(ev_lo, ev_hi):
+        if event_row_of[e, 0] < 0:
+            continue
+        j = e - ev_lo
+        _evaluate(e, j, events, targets, ov0, len0, base0, ev, scratch, lexer, parser, node_state, node_parent)
+        slot = 0 if events[e, EV_KIND] == END_EVENT else ev_target[j]
+        if ev_ok[j] and slot >= 0 and event_row_of[e, slot] >= 0:
+            packed = event_rows[event_row_of[e, slot]]
+            if first_q >= 0:
+                for w in range(out_row.shape[0]):
+                    out_row[w] |= packed[w] & dead[w]
+            else:
+                for w in range(out_row.shape[0]):
+                    out_row[w] |= packed[w]
     for k in range(cd_lo, cd_hi):
         if first_q >= 0 and lex_trans[first_q, cd[k, 3]] >= 0:
             continue
@@ -126,8 +141,8 @@ def _dependent(out_row, r, first_q, ov0, len0, base0, store, tokens, work, scrat
 
 
 @numba.njit(cache=True)
-def fill_masks(states, out, missing, tab, lay, nodes, row_of, rows, ranges, cd, events, targets, sub, dead_of,
-               dead_rows, tokens, max_events):  # pragma: no cover - compiled
+def fill_masks(states, out, missing, tab, lay, nodes, row_of, rows, ranges, cd, events, targets, sub,
+               event_row_of, event_rows, dead_of, dead_rows, tokens, max_events):  # pragma: no cover - compiled
     """Mask rows of encoded states (``node * stride + q``, -1 dead) into ``out`` (uint32, zeroed).
 
     A row is the cached static row of the position (top state, q) with its context-dependent
@@ -150,7 +165,7 @@ def fill_masks(states, out, missing, tab, lay, nodes, row_of, rows, ranges, cd, 
     ev_ok = np.empty(max(max_events, 1), np.bool_)
     ev = (ev_ov, np.empty(max(max_events, 1), np.int32), np.empty(max(max_events, 1), np.int32), ev_ok,
           np.empty(max(max_events, 1), np.int32))
-    store = (ranges, cd, events, targets, sub)
+    store = (ranges, cd, events, targets, sub, event_row_of, event_rows)
     missed = 0
     for i in range(states.shape[0]):
         state = states[i]
@@ -181,13 +196,13 @@ def fill_masks(states, out, missing, tab, lay, nodes, row_of, rows, ranges, cd, 
                     missed += 1
                     continue
         out[i, :] = rows[r]
-        _dependent(out[i], r, -1, ov, 0, node, store, tokens, work, scratch, ev, lexer, parser, node_state,
-                   node_parent)
+        _dependent(out[i], r, -1, rows[r], ov, 0, node, store, tokens, work, scratch, ev, lexer, parser,
+                   node_state, node_parent)
         if r2 >= 0:
             dead = dead_rows[dead_of[q]]
             for w in range(out.shape[1]):
                 out[i, w] |= rows[r2, w] & dead[w]
-            _dependent(out[i], r2, q, ov, length, base, store, tokens, work, scratch, ev, lexer, parser,
+            _dependent(out[i], r2, q, dead, ov, length, base, store, tokens, work, scratch, ev, lexer, parser,
                        node_state, node_parent)
         if can_end(q, fresh, ov, 0, node, lexer, parser, node_state, node_parent):
             for token in eos_ids:

@@ -73,8 +73,9 @@ class LALRGrammar(TokenBase):
             store = self.store
             missed = fill.fill_masks(codes if todo is None else codes[todo], part, missing, self._tab, self._lay,
                                      self.stacks.nodes, store.row_of, store.rows, store.ranges, store.cd,
-                                     store.events, store.targets, store.sub, self._dead_of, self._dead_rows,
-                                     self._tokens, store.max_events)
+                                     store.events, store.targets, store.sub, store.event_row_of,
+                                     store.event_rows, self._dead_of, self._dead_rows, self._tokens,
+                                     store.max_events)
             if todo is not None:
                 out[todo] = part
             if not missed:

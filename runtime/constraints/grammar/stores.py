@@ -71,7 +71,8 @@ class RowStore:
     """Per position (parser state, lexer state): a static row, context-dependent tokens
     ``cd[k] = (token, event, offset, first byte)`` and events ``events[e] = (kind, symbol, parent,
     length, overlay...)`` with their shift ``targets`` and the per-target verdicts ``sub`` of FEED tokens;
-    ``ranges[r] = (cd_lo, cd_hi, event_lo, event_hi)``."""
+    ``ranges[r] = (cd_lo, cd_hi, event_lo, event_hi)``; ``event_rows[event_row_of[e, j]]``
+    packs the tokens event ``e`` accepts (after target ``j`` for a FEED event) when it has many."""
 
     def __init__(self, num_parser_states: int, num_lexer_states: int, words: int, event_width: int,
                  max_targets: int):
@@ -82,6 +83,9 @@ class RowStore:
         self.events = np.zeros((16, event_width), dtype=np.int32)
         self.targets = np.full((16, max_targets), -1, dtype=np.int32)
         self.sub = np.zeros((256, max_targets), dtype=np.int16)
+        self.event_row_of = np.full((16, max_targets), -1, dtype=np.int32)
+        self.event_rows = np.zeros((4, words), dtype=np.uint32)
+        self._event_rows_used = 0
         self.count = 0
         self.max_events = 0
         self._cd_used = 0
@@ -96,8 +100,9 @@ class RowStore:
             self.row_of = grown
 
     def store(self, state: int, q: int, row: np.ndarray, cd: np.ndarray, events: np.ndarray,
-              targets: np.ndarray, sub: np.ndarray) -> int:
-        """Record a position; ``cd`` holds event indices local to ``events``. Returns the row."""
+              targets: np.ndarray, sub: np.ndarray, packed=()) -> int:
+        """Record a position; ``cd`` holds event indices local to ``events``; ``packed`` lists
+        ``(event, target slot, row)`` of the tokens an event decides as a whole. Returns the row."""
         r = self.count
         self.rows = _grown(self.rows, r + 1)
         self.ranges = _grown(self.ranges, r + 1)
@@ -109,6 +114,13 @@ class RowStore:
         self.sub = _grown(self.sub, hi)
         self.targets[elo:ehi] = targets
         self.sub[lo:hi] = sub
+        self.event_row_of = _grown(self.event_row_of, ehi)
+        self.event_row_of[elo:ehi] = -1
+        for e, slot, packed_row in packed:
+            self.event_rows = _grown(self.event_rows, self._event_rows_used + 1)
+            self.event_rows[self._event_rows_used] = packed_row
+            self.event_row_of[elo + e, slot] = self._event_rows_used
+            self._event_rows_used += 1
         self.rows[r] = row
         self.cd[lo:hi] = cd
         self.cd[lo:hi, 1] += elo

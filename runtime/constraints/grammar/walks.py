@@ -237,8 +237,3 @@ def check_bytes(data, start, stop, node, q, ov, scratch, tab, lay, nodes):  # pr
 def is_complete(node, q, ov, tab, lay, nodes):  # pragma: no cover - compiled
     lexer, parser = views(tab, lay)
     return can_end(q, lay[L_FRESH], ov, 0, node, lexer, parser, nodes[:, 0], nodes[:, 1])
-
-
-@numba.njit(cache=True, inline="always")
-def _set_bit(row, token):  # pragma: no cover - compiled
-    row[token >> 5] |= np.uint32(1) << np.uint32(token & 31)

@@ -28,7 +28,7 @@ from genweave.dsl.errors import GenCheckError
 from genweave.runtime.constraints.byte_dfa import ByteDFA, empty_dfa
 from genweave.runtime.constraints.json_schema import numeric, strings
 from genweave.runtime.constraints.json_schema.automata import NFA, difference, intersection
-from genweave.runtime.constraints.json_schema.document import Document, Sub
+from genweave.runtime.constraints.json_schema.document import Document
 from genweave.runtime.constraints.json_schema.keywords import refusal
 from genweave.runtime.constraints.json_schema.merge import (
     ALL_TYPES,

@@ -76,20 +76,27 @@ class JsonSchema(Language):
             raise GenCheckError("canonical_text needs whitespace='compact' or 'spaces'")
         dfa = self.to_dfa()
         spaces = self.options.whitespace == "spaces"
-        for end, text in _serialize(value, dfa, dfa.initial, spaces):
+        budget = [SERIALIZE_STEPS]
+        for end, text in _serialize(value, dfa, dfa.initial, spaces, budget):
             if dfa.accepting[end]:
                 return text
         return None
 
 
-def _serialize(value: Any, dfa: ByteDFA, state: int, spaces: bool):
+SERIALIZE_STEPS = 20_000  # member orders tried before canonical_text gives up
+
+
+def _serialize(value: Any, dfa: ByteDFA, state: int, spaces: bool, budget: list[int]):
     """Yield (end state, text) for the serializations of ``value`` from ``state`` that the DFA
-    can read: every member order, found depth first, pruned by the DFA."""
+    can read: member orders found depth first, pruned by the DFA, at most ``budget`` steps."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        return
     if isinstance(value, dict):
-        for end, text in _members(value, dfa, dfa.walk(state, b"{"), spaces, list(value), True):
+        for end, text in _members(value, dfa, dfa.walk(state, b"{"), spaces, list(value), True, budget):
             yield end, "{" + text
     elif isinstance(value, list):
-        for end, text in _elements(value, dfa, dfa.walk(state, b"["), spaces, 0):
+        for end, text in _elements(value, dfa, dfa.walk(state, b"["), spaces, 0, budget):
             yield end, "[" + text
     else:
         text = json.dumps(value, ensure_ascii=False)
@@ -98,7 +105,7 @@ def _serialize(value: Any, dfa: ByteDFA, state: int, spaces: bool):
             yield end, text
 
 
-def _members(value: dict, dfa: ByteDFA, state: int, spaces: bool, keys: list, first: bool):
+def _members(value: dict, dfa: ByteDFA, state: int, spaces: bool, keys: list, first: bool, budget: list[int]):
     """(end state, text) of the remaining members ``keys`` and the closing brace."""
     if state == DEAD:
         return
@@ -114,12 +121,12 @@ def _members(value: dict, dfa: ByteDFA, state: int, spaces: bool, keys: list, fi
         if after_key == DEAD:
             continue
         rest = [k for k in keys if k != key]
-        for after_value, text in _serialize(value[key], dfa, after_key, spaces):
-            for end, tail in _members(value, dfa, after_value, spaces, rest, False):
+        for after_value, text in _serialize(value[key], dfa, after_key, spaces, budget):
+            for end, tail in _members(value, dfa, after_value, spaces, rest, False, budget):
                 yield end, head + text + tail
 
 
-def _elements(value: list, dfa: ByteDFA, state: int, spaces: bool, index: int):
+def _elements(value: list, dfa: ByteDFA, state: int, spaces: bool, index: int, budget: list[int]):
     """(end state, text) of the elements from ``index`` on and the closing bracket."""
     if state == DEAD:
         return
@@ -130,8 +137,8 @@ def _elements(value: list, dfa: ByteDFA, state: int, spaces: bool, index: int):
         return
     sep = "" if index == 0 else (", " if spaces else ",")
     after_sep = dfa.walk(state, sep.encode())
-    for after_item, text in _serialize(value[index], dfa, after_sep, spaces) if after_sep != DEAD else ():
-        for end, tail in _elements(value, dfa, after_item, spaces, index + 1):
+    for after_item, text in _serialize(value[index], dfa, after_sep, spaces, budget) if after_sep != DEAD else ():
+        for end, tail in _elements(value, dfa, after_item, spaces, index + 1, budget):
             yield end, sep + text + tail
 
 
