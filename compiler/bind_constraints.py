@@ -37,6 +37,10 @@ def language_of(constraint: ir.ConstraintIR) -> rc.Language:
             return language_of(left) & language_of(right)
         case ir.Union(left, right):
             return language_of(left) | language_of(right)
+        case ir.Grammar(text):
+            from genweave.runtime.constraints.grammar import grammar
+
+            return grammar(text)
         case ir.Json(schema):
             from genweave.runtime.constraints.json_schema import json_schema
 
@@ -81,5 +85,7 @@ def _trie(vocab: Vocabulary) -> rc.TokenTrie:
 
 @lru_cache(maxsize=256)
 def _compiled(language: rc.Language, vocab: Vocabulary) -> rc.CompiledConstraint:
-    # Languages are frozen dataclasses, equal when they denote the same expression.
-    return rc.compile_constraint(language, _trie(vocab))
+    # Languages are frozen dataclasses, equal when they denote the same expression. Grammars are
+    # indexed fully at compile time: tens of milliseconds once, then every mask is a lookup.
+    index = "full" if getattr(language, "parser_kind", None) == "lalr" else "lazy"
+    return rc.compile_constraint(language, _trie(vocab), index=index)

@@ -92,7 +92,7 @@ def _all_samplers() -> tuple[str, ...]:
 # `seed`.
 RUNTIME = SupportedFeatures(samplers=frozenset(_all_samplers()), constraints=True, features=frozenset({
     "let", "if", "for", "call", "factor", "condition", "expressions", "keep stop", "extern", "where",
-    "rejection", "list parameters", "json", "schema parameters", "heal", "for hole", "smc", "awrs",
+    "rejection", "list parameters", "json", "schema parameters", "heal", "for hole", "lark", "smc", "awrs",
 }))
 
 # The language level: every construct.

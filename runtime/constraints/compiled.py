@@ -217,6 +217,8 @@ def compile_constraint(language: Language, vocab: Vocabulary | TokenTrie, *, ind
     """
     if index not in ("lazy", "full"):
         raise ValueError(f"index must be 'lazy' or 'full', not {index!r}")
+    if not isinstance(language, Language) and hasattr(language, "compile"):
+        return language.compile(vocab, index=index)  # grammars and their combinations
     trie = vocab if isinstance(vocab, TokenTrie) else TokenTrie.from_vocabulary(vocab)
     path = disk_cache.path_for(trie.vocab_key, language.key(), cache_dir) if cache else None
     stored = disk_cache.load(path, trie.vocab_key, language.key()) if path else None

@@ -40,10 +40,19 @@ class Language(ABC):
         """A canonical description, stable across runs (used by the disk cache)."""
 
     def __and__(self, other: Language) -> Language:
+        if _is_other_kind(other):
+            return NotImplemented  # a grammar combines with us (Grammar.__rand__)
         return Intersection(self, _check_language(other))
 
     def __or__(self, other: Language) -> Language:
+        if _is_other_kind(other):
+            return NotImplemented
         return Union(self, _check_language(other))
+
+
+def _is_other_kind(value) -> bool:
+    """A constraint that is not a regular language but compiles itself (a grammar)."""
+    return not isinstance(value, Language) and hasattr(value, "compile")
 
 
 def _check_language(value) -> Language:

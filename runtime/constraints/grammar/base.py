@@ -190,7 +190,7 @@ class TokenBase:
         kind = ("LALR(1)" if spec.parser_kind == "lalr"
                 else f"Earley (not LALR(1): {spec.conflict})")
         positions, dependent, events = self.store.stats()
-        return (f"grammar {self.description}: {kind} parser, {len(spec.terminals)} terminals, "
+        return (f"{self.description}: {kind} parser, {len(spec.terminals)} terminals, "
                 f"{len(spec.rules)} rules, {self.lexers.num_lexers} contextual lexers "
                 f"({self.lexers.num_states} lexer states); {positions} positions cached, with "
                 f"{dependent} context-dependent tokens in {events} events")

@@ -39,6 +39,7 @@ from genweave.runtime.constraints.grammar.walks import (
     SUB_WALK,
     UNKNOWN,
     feed,
+    i64,
     viable,
     views,
     walk_bytes,
@@ -116,19 +117,19 @@ def _sub_verdicts(count, num_events, cd, events, targets, sub, tokens, ov, scrat
             if target < 0 or lexer_of[target] < 0:
                 break
             ov[0] = target
-            status, q, length, _ = walk_bytes(token_data, token_offsets[token] + cd[k, 2],
-                                              token_offsets[token + 1], lex_start[lexer_of[target]], ov, 1,
-                                              -1, lexer, parser, node_state, node_parent)
+            status, q, length, _ = walk_bytes(token_data, i64(token_offsets[token] + cd[k, 2]),
+                                              i64(token_offsets[token + 1]), i64(lex_start[lexer_of[target]]), ov,
+                                              i64(1), i64(-1), lexer, parser, node_state, node_parent)
             if status == ERROR:
                 sub[k, j] = SUB_REJECT
             elif status == SHIFTED:
-                verdict = viable(q, ov, length, -1, scratch, lexer, parser, node_state, node_parent)
+                verdict = viable(i64(q), ov, i64(length), i64(-1), scratch, lexer, parser, node_state, node_parent)
                 if verdict == SHIFTED:
                     sub[k, j] = SUB_ACCEPT
                 elif verdict == ERROR:
                     sub[k, j] = SUB_REJECT
                 elif verdict == UNKNOWN:
-                    child = _event(events, num_events, END_EVENT, q, e, ov, length)
+                    child = _event(events, i64(num_events), i64(END_EVENT), i64(q), i64(e), ov, i64(length))
                     if child < 0 or child + SUB_CHILD > 32767:
                         return -1
                     num_events = max(num_events, child + 1)
@@ -186,7 +187,7 @@ def classify(s, q0, trie, tokens, tab, lay, nodes, row, cd, events, targets, sub
             if not ignored[term]:
                 length = olen[parent_src]
                 ov_rows[d, :length] = ov_rows[parent_src, :length]
-                status, length, _ = feed(term, ov_rows[d], length, -1, parser, node_state, node_parent)
+                status, length, _ = feed(i64(term), ov_rows[d], i64(length), i64(-1), parser, node_state, node_parent)
                 olen[d] = length
                 src[d] = d
             if status == SHIFTED and lexer_of[ov_rows[src[d], olen[src[d]] - 1]] < 0:
@@ -195,7 +196,7 @@ def classify(s, q0, trie, tokens, tab, lay, nodes, row, cd, events, targets, sub
                 i = node_end[i]
                 continue
             if status != SHIFTED:
-                e = _event(events, num_events, FEED_EVENT, term, -1, ov_rows[parent_src], olen[parent_src])
+                e = _event(events, i64(num_events), i64(FEED_EVENT), i64(term), i64(-1), ov_rows[parent_src], i64(olen[parent_src]))
                 if e < 0:
                     return count, -1
                 num_events = max(num_events, e + 1)
@@ -215,13 +216,13 @@ def classify(s, q0, trie, tokens, tab, lay, nodes, row, cd, events, targets, sub
             here = src[d]
             outcome = memo[q] if here == 0 else -2
             if outcome == -2:
-                verdict = viable(q, ov_rows[here], olen[here], -1, scratch, lexer, parser, node_state,
+                verdict = viable(i64(q), ov_rows[here], i64(olen[here]), i64(-1), scratch, lexer, parser, node_state,
                                  node_parent)
                 outcome = -1
                 if verdict == SHIFTED:
                     outcome = events.shape[0]  # past every event index: "accepted"
                 elif verdict != ERROR:
-                    outcome = _event(events, num_events, END_EVENT, q, -1, ov_rows[here], olen[here])
+                    outcome = _event(events, i64(num_events), i64(END_EVENT), i64(q), i64(-1), ov_rows[here], i64(olen[here]))
                     if outcome < 0:
                         return count, -1
                     num_events = max(num_events, outcome + 1)

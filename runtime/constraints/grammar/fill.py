@@ -34,6 +34,7 @@ from genweave.runtime.constraints.grammar.walks import (
     _walk_and_check,
     can_end,
     feed,
+    i64,
     viable,
     views,
     walk_bytes,
@@ -58,10 +59,11 @@ def _evaluate(e, j, events, targets, ov0, len0, base0, ev, scratch, lexer, parse
         ev_ov[j, n] = events[e, EV_OV + k]
         n += 1
     if events[e, EV_KIND] == END_EVENT:
-        verdict = viable(events[e, EV_SYM], ev_ov[j], n, base0, scratch, lexer, parser, node_state, node_parent)
+        verdict = viable(i64(events[e, EV_SYM]), ev_ov[j], i64(n), i64(base0), scratch, lexer, parser, node_state,
+                         node_parent)
         ev_target[j] = -1
     else:
-        verdict, n, base = feed(events[e, EV_SYM], ev_ov[j], n, base0, parser, node_state, node_parent)
+        verdict, n, base = feed(i64(events[e, EV_SYM]), ev_ov[j], i64(n), i64(base0), parser, node_state, node_parent)
         ev_len[j] = n
         ev_base[j] = base
         ev_target[j] = -1
@@ -94,7 +96,8 @@ def _dependent(out_row, r, first_q, dead, ov0, len0, base0, store, tokens, work,
         if event_row_of[e, 0] < 0:
             continue
         j = e - ev_lo
-        _evaluate(e, j, events, targets, ov0, len0, base0, ev, scratch, lexer, parser, node_state, node_parent)
+        _evaluate(i64(e), i64(j), events, targets, ov0, i64(len0), i64(base0), ev, scratch, lexer, parser, node_state,
+                  node_parent)
         slot = 0 if events[e, EV_KIND] == END_EVENT else ev_target[j]
         if ev_ok[j] and slot >= 0 and event_row_of[e, slot] >= 0:
             packed = event_rows[event_row_of[e, slot]]
@@ -112,7 +115,8 @@ def _dependent(out_row, r, first_q, dead, ov0, len0, base0, store, tokens, work,
         e = cd[k, 1]
         j = e - ev_lo
         if ev_target[j] == -2:
-            _evaluate(e, j, events, targets, ov0, len0, base0, ev, scratch, lexer, parser, node_state, node_parent)
+            _evaluate(i64(e), i64(j), events, targets, ov0, i64(len0), i64(base0), ev, scratch, lexer, parser, node_state,
+                      node_parent)
         if not ev_ok[j]:
             continue
         if events[e, EV_KIND] == END_EVENT:
@@ -123,7 +127,7 @@ def _dependent(out_row, r, first_q, dead, ov0, len0, base0, store, tokens, work,
             child = ev_lo + code - SUB_CHILD
             c = child - ev_lo
             if ev_target[c] == -2:
-                _evaluate(child, c, events, targets, ev_ov[j], ev_len[j], ev_base[j], ev, scratch, lexer, parser,
+                _evaluate(i64(child), i64(c), events, targets, ev_ov[j], i64(ev_len[j]), i64(ev_base[j]), ev, scratch, lexer, parser,
                           node_state, node_parent)
             code = SUB_ACCEPT if ev_ok[c] else SUB_REJECT
         if code == SUB_ACCEPT:
@@ -134,8 +138,8 @@ def _dependent(out_row, r, first_q, dead, ov0, len0, base0, store, tokens, work,
         work[:n] = ev_ov[j, :n]
         base = ev_base[j]
         q = lex_start[lexer_of[_top(work, n, base, node_state)]]
-        allowed, _, _, _ = _walk_and_check(token_data, start + cd[k, 2], token_offsets[token + 1], q, work, n,
-                                           base, scratch, lexer, parser, node_state, node_parent)
+        allowed, _, _, _ = _walk_and_check(token_data, i64(start + cd[k, 2]), i64(token_offsets[token + 1]), i64(q), work,
+                                           i64(n), i64(base), scratch, lexer, parser, node_state, node_parent)
         if allowed:
             _set_bit(out_row, token)
 
@@ -184,7 +188,7 @@ def fill_masks(states, out, missing, tab, lay, nodes, row_of, rows, ranges, cd, 
         if term >= 0:
             status = SHIFTED
             if not ignored[term]:
-                status, length, base = feed(term, ov, 0, node, parser, node_state, node_parent)
+                status, length, base = feed(i64(term), ov, i64(0), i64(node), parser, node_state, node_parent)
             if status == SHIFTED:
                 s2 = _top(ov, length, base, node_state)
                 q2 = lex_start[lexer_of[s2]]
@@ -196,15 +200,15 @@ def fill_masks(states, out, missing, tab, lay, nodes, row_of, rows, ranges, cd, 
                     missed += 1
                     continue
         out[i, :] = rows[r]
-        _dependent(out[i], r, -1, rows[r], ov, 0, node, store, tokens, work, scratch, ev, lexer, parser,
+        _dependent(out[i], i64(r), i64(-1), rows[r], ov, i64(0), i64(node), store, tokens, work, scratch, ev, lexer, parser,
                    node_state, node_parent)
         if r2 >= 0:
             dead = dead_rows[dead_of[q]]
             for w in range(out.shape[1]):
                 out[i, w] |= rows[r2, w] & dead[w]
-            _dependent(out[i], r2, q, dead, ov, length, base, store, tokens, work, scratch, ev, lexer, parser,
+            _dependent(out[i], i64(r2), i64(q), dead, ov, i64(length), i64(base), store, tokens, work, scratch, ev, lexer, parser,
                        node_state, node_parent)
-        if can_end(q, fresh, ov, 0, node, lexer, parser, node_state, node_parent):
+        if can_end(i64(q), i64(fresh), ov, i64(0), i64(node), lexer, parser, node_state, node_parent):
             for token in eos_ids:
                 _set_bit(out[i], token)
     return missed
@@ -223,7 +227,8 @@ def completing_tokens(candidates, tokens, node, q, out, tab, lay, nodes):  # pra
     scratch = np.empty(lay[L_CAPACITY], np.int32)
     memo = np.full(lay[L_NQ], -1, np.int8)
     for token in candidates:
-        status, q2, n, base = walk_bytes(token_data, token_offsets[token], token_offsets[token + 1], q, ov, 0, node,
+        status, q2, n, base = walk_bytes(token_data, i64(token_offsets[token]), i64(token_offsets[token + 1]), i64(q), ov,
+                                         i64(0), i64(node),
                                          lexer, parser, node_state, node_parent)
         if status == OVERFLOW:
             raise RuntimeError("grammar stack overlay overflow")
@@ -231,11 +236,11 @@ def completing_tokens(candidates, tokens, node, q, out, tab, lay, nodes):  # pra
             continue
         if n == 0 and base == node:  # the stack is untouched
             if memo[q2] < 0:
-                memo[q2] = (viable(q2, ov, 0, node, scratch, lexer, parser, node_state, node_parent) == SHIFTED
-                            and can_end(q2, fresh, ov, 0, node, lexer, parser, node_state, node_parent))
+                memo[q2] = (viable(i64(q2), ov, i64(0), i64(node), scratch, lexer, parser, node_state, node_parent) == SHIFTED
+                            and can_end(i64(q2), i64(fresh), ov, i64(0), i64(node), lexer, parser, node_state, node_parent))
             done = memo[q2] == 1
         else:
-            done = (viable(q2, ov, n, base, scratch, lexer, parser, node_state, node_parent) == SHIFTED
-                    and can_end(q2, fresh, ov, n, base, lexer, parser, node_state, node_parent))
+            done = (viable(i64(q2), ov, i64(n), i64(base), scratch, lexer, parser, node_state, node_parent) == SHIFTED
+                    and can_end(i64(q2), i64(fresh), ov, i64(n), i64(base), lexer, parser, node_state, node_parent))
         if done:
             _set_bit(out, token)

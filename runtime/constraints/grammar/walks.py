@@ -25,6 +25,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+# Scalars passed between kernels are int64 (``i64``): one compiled variant per kernel, not one
+# per mix of int32/int64/literal arguments.
+i64 = np.int64
 ERROR, SHIFTED, UNKNOWN, OVERFLOW = 0, 1, 2, 3
 END_EVENT, FEED_EVENT = 0, 1
 # Columns of an event row: kind, symbol (lexer state of END, terminal of FEED), parent event
@@ -155,7 +158,7 @@ def viable(q, ov, ov_len, base, scratch, lexer, parser, node_state, node_parent)
         if ignored[term]:
             return SHIFTED
         scratch[:ov_len] = ov[:ov_len]
-        status, _, _ = feed(term, scratch, ov_len, base, parser, node_state, node_parent)
+        status, _, _ = feed(i64(term), scratch, i64(ov_len), i64(base), parser, node_state, node_parent)
         if status == SHIFTED:
             return SHIFTED
         if status != ERROR:
@@ -173,10 +176,10 @@ def can_end(q, fresh, ov, ov_len, base, lexer, parser, node_state, node_parent):
         if term < 0:
             return False
         if not ignored[term]:
-            status, ov_len, base = feed(term, ov, ov_len, base, parser, node_state, node_parent)
+            status, ov_len, base = feed(i64(term), ov, i64(ov_len), i64(base), parser, node_state, node_parent)
             if status != SHIFTED:
                 return False
-    status, _, _ = feed(parser[5], ov, ov_len, base, parser, node_state, node_parent)
+    status, _, _ = feed(i64(parser[5]), ov, i64(ov_len), i64(base), parser, node_state, node_parent)
     return status == SHIFTED
 
 
@@ -195,7 +198,7 @@ def walk_bytes(data, start, stop, q, ov, ov_len, base, lexer, parser, node_state
             if term < 0:
                 return ERROR, q, ov_len, base
             if not ignored[term]:
-                status, ov_len, base = feed(term, ov, ov_len, base, parser, node_state, node_parent)
+                status, ov_len, base = feed(i64(term), ov, i64(ov_len), i64(base), parser, node_state, node_parent)
                 if status != SHIFTED:
                     return status, q, ov_len, base
             lexer_id = lexer_of[_top(ov, ov_len, base, node_state)]
@@ -211,13 +214,13 @@ def walk_bytes(data, start, stop, q, ov, ov_len, base, lexer, parser, node_state
 @numba.njit(cache=True)
 def _walk_and_check(data, start, stop, q, ov, ov_len, base, scratch, lexer, parser, node_state,
                     node_parent):  # pragma: no cover - compiled
-    status, q, ov_len, base = walk_bytes(data, start, stop, q, ov, ov_len, base, lexer, parser,
+    status, q, ov_len, base = walk_bytes(data, i64(start), i64(stop), i64(q), ov, i64(ov_len), i64(base), lexer, parser,
                                          node_state, node_parent)
     if status == OVERFLOW:
         raise RuntimeError("grammar stack overlay overflow")
     if status != SHIFTED:
         return False, q, ov_len, base
-    verdict = viable(q, ov, ov_len, base, scratch, lexer, parser, node_state, node_parent)
+    verdict = viable(i64(q), ov, i64(ov_len), i64(base), scratch, lexer, parser, node_state, node_parent)
     if verdict == OVERFLOW:
         raise RuntimeError("grammar stack overlay overflow")
     return verdict == SHIFTED, q, ov_len, base
@@ -229,11 +232,11 @@ def check_bytes(data, start, stop, node, q, ov, scratch, tab, lay, nodes):  # pr
     viable. Leaves the overlay pushed on the returned base in ``ov``; returns ``(allowed, q,
     ov_len, base)``."""
     lexer, parser = views(tab, lay)
-    return _walk_and_check(data, start, stop, q, ov, 0, node, scratch, lexer, parser, nodes[:, 0],
+    return _walk_and_check(data, i64(start), i64(stop), i64(q), ov, i64(0), i64(node), scratch, lexer, parser, nodes[:, 0],
                            nodes[:, 1])
 
 
 @numba.njit(cache=True)
 def is_complete(node, q, ov, tab, lay, nodes):  # pragma: no cover - compiled
     lexer, parser = views(tab, lay)
-    return can_end(q, lay[L_FRESH], ov, 0, node, lexer, parser, nodes[:, 0], nodes[:, 1])
+    return can_end(i64(q), i64(lay[L_FRESH]), ov, i64(0), i64(node), lexer, parser, nodes[:, 0], nodes[:, 1])

@@ -195,7 +195,23 @@ def provably_disjoint(e, a: Merged, b: Merged, depth: int = 0) -> bool:
     """Whether no JSON value satisfies both (a sound, incomplete test on the merged records)."""
     if a.is_empty() or b.is_empty():
         return True
-    return all(_disjoint_on(e, a, b, kind, depth) for kind in a.types & b.types)
+    common = possible_types(e, a, depth) & possible_types(e, b, depth)
+    return all(_disjoint_on(e, a, b, kind, depth) for kind in common)
+
+
+def possible_types(e, m: Merged, depth: int = 0) -> frozenset[str]:
+    """The JSON types ``m`` may accept: its type set, narrowed by its enum and by every pending
+    anyOf/oneOf (a value must satisfy one branch of each)."""
+    types = m.types
+    if m.enum is not None:
+        types = types & frozenset(json_type(v) for v in m.enum)
+    if depth < 4:
+        for group in m.any_of + m.one_of:
+            union = frozenset()
+            for alt in group:
+                union |= possible_types(e, merge((alt,), e.context), depth + 1)
+            types = types & union
+    return types
 
 
 def _disjoint_on(e, a: Merged, b: Merged, kind: str, depth: int) -> bool:
@@ -239,15 +255,23 @@ def _ranges_disjoint(a: Merged, b: Merged) -> bool:
 
 
 def _objects_disjoint(e, a: Merged, b: Merged, depth: int) -> bool:
+    """A member that one side requires and whose values the two sides cannot share."""
     from genweave.runtime.constraints.json_schema.objects import declared_members
 
     members_a = {name: (conj, required) for name, conj, required in declared_members(a)}
     members_b = {name: (conj, required) for name, conj, required in declared_members(b)}
-    for name in members_a.keys() & members_b.keys():
-        (conj_a, req_a), (conj_b, req_b) = members_a[name], members_b[name]
+    for name in members_a.keys() | members_b.keys():
+        conj_a, req_a = members_a.get(name, (_undeclared_view(a, name), False))
+        conj_b, req_b = members_b.get(name, (_undeclared_view(b, name), False))
         if not (req_a or req_b):
             continue
         # One side requires the member, so a common instance has it, with a value both allow.
         if provably_disjoint(e, merge(conj_a, e.context), merge(conj_b, e.context), depth + 1):
             return True
     return False
+
+
+def _undeclared_view(m: Merged, name: str) -> Conjunction:
+    """The schemas on the value of a member ``m`` does not declare (its rules' views)."""
+    forbidden = (Sub(False, m.pointer),) if name in m.forbidden else ()
+    return forbidden + tuple(s for rule in m.object_rules for s in rule.view(name))

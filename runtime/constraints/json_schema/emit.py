@@ -64,8 +64,8 @@ class Options:
 
     whitespace: str = "compact"
     max_depth: int = 3
-    max_string_length: int = 256
-    max_array_length: int = 32
+    max_string_length: int = 128
+    max_array_length: int = 16
     relax: frozenset[str] = frozenset()
 
     def gap_pattern(self) -> str | None:

@@ -159,7 +159,7 @@ def _compile(schema_text: str, options: Options) -> CompiledSchema:
 
 
 def json_schema(schema: Any, *, whitespace: str = "compact", max_depth: int = 3,
-                max_string_length: int = 256, max_array_length: int = 32,
+                max_string_length: int = 128, max_array_length: int = 16,
                 relax: bool | str | tuple | list | set | frozenset = False) -> JsonSchema:
     """The language of the JSON texts that validate against ``schema`` (a dict, a JSON string
     or a Pydantic model class); compiled now, so unsupported input raises here.
