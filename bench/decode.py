@@ -48,7 +48,7 @@ program answer(prompt: str) -> str:
 MODES = {
     "greedy": ("greedy", dict(do_sample=False)),
     "sample T=0.7": ("sample temperature 0.7", dict(do_sample=True, temperature=0.7, top_k=0, top_p=1.0)),
-    "T=0.7, top_p 0.9, min_p 0.05": ("sample temperature 0.7 | top_p 0.9 | min_p 0.05",
+    "T=0.7+top_p 0.9+min_p 0.05": ("sample temperature 0.7 | top_p 0.9 | min_p 0.05",
                                        dict(do_sample=True, temperature=0.7, top_k=0, top_p=0.9, min_p=0.05)),
 }
 
