@@ -80,7 +80,9 @@ class _XGrammarEngine:
         compiler = xgr.GrammarCompiler(info, cache_enabled=False)
         kind, source = _peer_source(language)
         if kind == "json_schema":
-            self.compiled = compiler.compile_json_schema(source, any_whitespace=False)
+            separators = (", ", ": ") if language.options.whitespace == "spaces" else (",", ":")
+            self.compiled = compiler.compile_json_schema(source, any_whitespace=False, separators=separators,
+                                                         strict_mode=False)
         elif kind == "regex":
             self.compiled = compiler.compile_regex(source)
         else:
@@ -119,8 +121,13 @@ class _LLGuidanceEngine:
         build = {"json_schema": llguidance.LLMatcher.grammar_from_json_schema,
                  "regex": llguidance.LLMatcher.grammar_from_regex,
                  "lark": llguidance.LLMatcher.grammar_from_lark}[kind]
-        options = {"whitespace_flexible": False} if kind == "json_schema" else None
-        self.grammar = build(source, defaults=options) if options else build(source)
+        if kind == "json_schema":
+            spaces = language.options.whitespace == "spaces"
+            self.grammar = build(source, defaults={
+                "whitespace_flexible": False, "item_separator": ", " if spaces else ",",
+                "key_separator": ": " if spaces else ":"})
+        else:
+            self.grammar = build(source)
         self.eos_ids = frozenset([tokenizer.eos_token_id])
         self.width = width
 
@@ -149,6 +156,8 @@ def _peer_source(language) -> tuple[str, str]:
     from genweave.runtime.constraints.json_schema.language import JsonSchema
 
     if isinstance(language, JsonSchema):
+        if language.options.whitespace not in ("compact", "spaces"):
+            raise GenArgumentError("peer engines take JSON schemas with whitespace='compact' or 'spaces'")
         return "json_schema", language.schema_text
     if isinstance(language, Regex):
         return "regex", language.pattern

@@ -5,9 +5,7 @@ that follows it* (its continuation), so a tail shared by several alternatives (t
 object after an optional property) is built once and the NFA stays linear in the schema. Pieces
 are byte DFAs embedded as blocks (strings, numbers, literals) joined by epsilon edges.
 
-:meth:`NFA.determinize` runs the subset construction. Most DFA states are singletons of an
-embedded block state without epsilon edges; those are expanded all at once (one ``numpy``
-gather), and only the subsets at junctions go through Python.
+:meth:`NFA.determinize` runs the subset construction (compiled, :mod:`subsets`), then trims.
 
 >>> nfa = NFA()
 >>> tail = nfa.literal(b"}", nfa.final)
@@ -22,14 +20,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from scipy.sparse import csr_array
-from scipy.sparse.csgraph import breadth_first_order
 
 from genweave.dsl.errors import GenCheckError
-from genweave.runtime.constraints.byte_dfa import DEAD, ByteDFA, empty_dfa, minimize
+from genweave.runtime.constraints.byte_dfa import DEAD, ByteDFA, empty_dfa
+from genweave.runtime.constraints.json_schema import subsets
 
-MAX_DFA_STATES = 400_000  # beyond this a schema is rejected rather than exhausting memory
-MINIMIZE_BELOW = 4_000  # Moore refinement (rounds ~ longest chain) pays off below this size
+MAX_DFA_STATES = 200_000  # beyond this a schema is rejected rather than exhausting memory
+
+
+class TooLarge(GenCheckError):
+    """The automaton of a schema needs more than :data:`MAX_DFA_STATES` states."""
+
+    def __init__(self):
+        super().__init__(f"the schema needs more than {MAX_DFA_STATES} automaton states",
+                         hint="lower max_depth (free values), max_string_length or max_array_length")
+MINIMIZE_BELOW = 3_000  # larger schema DFAs are nearly minimal already, and Moore rounds add up
 
 
 class NFA:
@@ -54,8 +59,7 @@ class NFA:
         self._blocks.append(block)
         self._size += block.shape[0]
         if self._size > MAX_DFA_STATES:
-            raise GenCheckError(f"the schema needs more than {MAX_DFA_STATES} automaton states",
-                                hint="lower maxLength/maxItems bounds or the max_depth option")
+            raise TooLarge()
         return offset
 
     def junction(self) -> int:
@@ -102,141 +106,38 @@ class NFA:
 
     def determinize(self, entry: int, *, minimal: bool = True) -> ByteDFA:
         """The trim DFA of the language from ``entry`` to ``final`` (minimised when small)."""
-        dfa = _SubsetConstruction(self, entry).run()
+        sources = np.array(sorted(self.epsilon), dtype=np.int64)
+        counts = np.zeros(self._size + 1, dtype=np.int64)
+        counts[sources + 1] = [len(self.epsilon[s]) for s in sources.tolist()]
+        targets = np.array([t for s in sources.tolist() for t in self.epsilon[s]], dtype=np.int32)
+        rows, accepting, start = subsets.determinize(self.table(), np.cumsum(counts), targets, self.final,
+                                                     entry, MAX_DFA_STATES)
+        if start == subsets.OVERFLOW:
+            raise TooLarge()
+        dfa = trim(rows, accepting, int(start))
         if minimal and dfa.num_states < MINIMIZE_BELOW:
             return minimize(dfa)
         return dfa
 
 
-class _SubsetConstruction:
-    """Subset construction where a DFA state is the epsilon closure of a set of NFA states,
-    represented by its byte-bearing members (sorted) and whether it contains ``final``.
-
-    A *simple* NFA state (byte edges, no epsilon edges) is its own closure: all of them become
-    DFA states at once and are expanded by one gather (trim drops the unreachable ones); only
-    the closures of junctions go through Python.
-    """
-
-    def __init__(self, nfa: NFA, entry: int):
-        self.table = nfa.table()
-        self.epsilon = nfa.epsilon
-        self.final = nfa.final
-        self.has_bytes = (self.table != DEAD).any(axis=1)
-        self.simple = self.has_bytes.copy()
-        self.simple[list(self.epsilon)] = False
-        self.closure_id = np.full(self.table.shape[0] + 1, -2, dtype=np.int64)  # [-1]: DEAD
-        self.closure_id[-1] = DEAD
-        self.ids: dict[tuple[tuple[int, ...], bool], int] = {}
-        self.members: list[tuple[int, ...] | None] = []  # None: a simple singleton
-        self.accepting: list[bool] = []
-        self.entry = entry
-
-    def run(self) -> ByteDFA:
-        simple = np.flatnonzero(self.simple)
-        self.closure_id[simple] = np.arange(simple.size)
-        self.members = [None] * simple.size
-        self.accepting = [False] * simple.size
-        start = self._new_state(*self._closure([self.entry]))
-        gathered = self.table[simple]
-        self._number_targets(np.unique(gathered))
-        rows = [self.closure_id[gathered].astype(np.int32)]
-        done = simple.size
-        while done < len(self.members):
-            if len(self.members) > MAX_DFA_STATES:
-                raise GenCheckError(f"the schema's automaton exceeds {MAX_DFA_STATES} states",
-                                    hint="simplify the schema or lower its size bounds")
-            batch = range(done, len(self.members))
-            done = len(self.members)
-            rows.append(np.stack([self._subset_row(self.members[d]) for d in batch]))
-        return trim(np.concatenate(rows), np.array(self.accepting, dtype=bool), start)
-
-    def _new_state(self, members: tuple[int, ...], accepting: bool) -> int:
-        if len(members) == 1 and not accepting and self.simple[members[0]]:
-            return int(self.closure_id[members[0]])
-        key = (members, accepting)
-        found = self.ids.get(key)
-        if found is not None:
-            return found
-        index = len(self.members)
-        self.ids[key] = index
-        self.members.append(members)
-        self.accepting.append(accepting)
-        return index
-
-    def _closure(self, states: Iterable[int]) -> tuple[tuple[int, ...], bool]:
-        seen = set()
-        stack = list(states)
-        while stack:
-            state = stack.pop()
-            if state in seen:
-                continue
-            seen.add(state)
-            stack.extend(self.epsilon.get(state, ()))
-        members = tuple(sorted(s for s in seen if self.has_bytes[s]))
-        return members, self.final in seen
-
-    def _number_targets(self, targets: np.ndarray) -> None:
-        """Give the closure of each single NFA state in ``targets`` its DFA id."""
-        for state in targets[self.closure_id[targets] == -2].tolist():
-            self.closure_id[state] = self._new_state(*self._closure([state]))
-
-    def _subset_row(self, members: tuple[int, ...]) -> np.ndarray:
-        if not members:
-            return np.full(256, DEAD, dtype=np.int32)
-        block = self.table[list(members)]  # [k, 256]
-        live = (block != DEAD).sum(axis=0)
-        single = block.max(axis=0)  # the target where at most one member has one
-        self._number_targets(np.unique(single[live == 1]))
-        row = np.where(live <= 1, self.closure_id[single], DEAD).astype(np.int32)
-        shared = np.flatnonzero(live > 1)  # bytes on which several members move: set targets
-        if shared.size:
-            columns = np.ascontiguousarray(block[:, shared].T)
-            keys = columns.view(np.dtype((np.void, columns.dtype.itemsize * columns.shape[1]))).reshape(-1)
-            _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-            ids = np.array([self._new_state(*self._closure([t for t in set(columns[i].tolist()) if t != DEAD]))
-                            for i in first.tolist()], dtype=np.int32)
-            row[shared] = ids[inverse.reshape(-1)]
-        return row
-
-
 def difference(left: ByteDFA, right: ByteDFA) -> ByteDFA:
     """The DFA of ``left`` minus ``right`` (pairs of states; ``right`` may be DEAD)."""
-    return _pair_product(left, right, lambda a, b: a and not b, keep_left_only=True)
+    return _pair_product(left, right, keep_left_only=True)
 
 
 def intersection(left: ByteDFA, right: ByteDFA) -> ByteDFA:
     """The DFA of the strings in both (like ``product(union=False)``, without minimising)."""
-    return _pair_product(left, right, lambda a, b: a and b, keep_left_only=False)
+    return _pair_product(left, right, keep_left_only=False)
 
 
-def _pair_product(left: ByteDFA, right: ByteDFA, accept, *, keep_left_only: bool) -> ByteDFA:
+def _pair_product(left: ByteDFA, right: ByteDFA, *, keep_left_only: bool) -> ByteDFA:
     if left.is_empty() or (right.is_empty() and not keep_left_only):
-        return ByteDFA(np.zeros((0, 256), np.int32), np.zeros(0, bool), DEAD)
-    stride = right.num_states + 1
-    start = (left.initial, right.initial if not right.is_empty() else DEAD)
-    pairs: dict[tuple[int, int], int] = {start: 0}
-    queue = [start]
-    rows = []
-    nowhere = np.full(256, DEAD, dtype=np.int32)
-    for p, q in queue:
-        lrow = left.transitions[p]
-        rrow = right.transitions[q] if q != DEAD else nowhere
-        alive = lrow != DEAD if keep_left_only else (lrow != DEAD) & (rrow != DEAD)
-        codes = lrow[alive].astype(np.int64) * stride + (rrow[alive] + 1)
-        distinct, inverse = np.unique(codes, return_inverse=True)
-        targets = np.empty(len(distinct), dtype=np.int32)
-        for i, code in enumerate(distinct.tolist()):
-            pair = (code // stride, code % stride - 1)
-            if pair not in pairs:
-                pairs[pair] = len(queue)
-                queue.append(pair)
-            targets[i] = pairs[pair]
-        row = np.full(256, DEAD, dtype=np.int32)
-        row[alive] = targets[inverse.reshape(-1)]
-        rows.append(row)
-    accepting = np.array([accept(bool(left.accepting[p]), q != DEAD and bool(right.accepting[q]))
-                          for p, q in queue], dtype=bool)
-    return trim(np.array(rows, dtype=np.int32), accepting, 0)
+        return empty_dfa()
+    right_table = right.transitions if not right.is_empty() else np.full((1, 256), DEAD, dtype=np.int32)
+    right_accepting = right.accepting if not right.is_empty() else np.zeros(1, dtype=bool)
+    rows, accepting = subsets.pair_product(left.transitions, left.accepting, right_table, right_accepting,
+                                           left.initial, right.initial, keep_left_only)
+    return trim(rows, accepting, 0)
 
 
 def repeat_dfa(unit: ByteDFA, low: int, high: int | None) -> ByteDFA:
@@ -271,30 +172,39 @@ def repeat_dfa(unit: ByteDFA, low: int, high: int | None) -> ByteDFA:
 
 def trim(transitions: np.ndarray, accepting: np.ndarray, initial: int) -> ByteDFA:
     """Like :func:`genweave.runtime.constraints.byte_dfa.trim` (keep the states reachable from
-    ``initial`` that reach acceptance, breadth-first from ``initial``), with the graph searches in
-    scipy so that long chains (length counters) cost one pass instead of one numpy round a level."""
-    transitions = np.asarray(transitions, dtype=np.int32)
-    accepting = np.asarray(accepting, dtype=bool)
-    n = transitions.shape[0]
-    if initial == DEAD or n == 0:
+    ``initial`` that reach acceptance, breadth-first from ``initial``), in one compiled pass so
+    that long chains (length counters) cost no more than short ones."""
+    transitions = np.ascontiguousarray(transitions, dtype=np.int32)
+    accepting = np.ascontiguousarray(accepting, dtype=np.bool_)
+    if initial == DEAD or transitions.shape[0] == 0:
         return empty_dfa()
-    sources, columns = np.nonzero(transitions != DEAD)
-    pairs = np.unique(sources.astype(np.int64) * n + transitions[sources, columns])
-    source, target = pairs // n, pairs % n
-    # Co-reachable states: reachable backwards from a virtual sink n that follows every accepting one.
-    finals = np.flatnonzero(accepting)
-    backward = _graph(np.concatenate([target, np.full(finals.size, n)]), np.concatenate([source, finals]), n + 1)
-    live = np.zeros(n + 1, dtype=bool)
-    live[breadth_first_order(backward, n, directed=True, return_predecessors=False)] = True
-    if not live[initial]:
+    order = subsets.live_order(transitions, accepting, initial)
+    if not order.size:
         return empty_dfa()
-    inside = live[source] & live[target]
-    forward = _graph(source[inside], target[inside], n)
-    order = breadth_first_order(forward, initial, directed=True, return_predecessors=False)
-    renumber = np.full(n + 1, DEAD, dtype=np.int32)
+    renumber = np.full(transitions.shape[0] + 1, DEAD, dtype=np.int32)
     renumber[order] = np.arange(len(order), dtype=np.int32)
     return ByteDFA(renumber[transitions[order]], accepting[order].copy(), 0)
 
 
-def _graph(source: np.ndarray, target: np.ndarray, n: int) -> csr_array:
-    return csr_array((np.ones(len(source), dtype=np.int8), (source, target)), shape=(n, n))
+def minimize(dfa: ByteDFA, max_rounds: int = 256) -> ByteDFA:
+    """The minimal DFA of the same language (compiled Moore refinement on byte classes), trim;
+    ``dfa`` itself when the refinement needs more than ``max_rounds`` rounds (long counters)."""
+    if dfa.is_empty():
+        return dfa
+    n = dfa.num_states
+    total = np.vstack([dfa.transitions, np.full((1, 256), DEAD, dtype=np.int32)])
+    total[total == DEAD] = n  # an explicit dead state n
+    # Bytes that act alike in every state share a column (found by a random projection).
+    weights = np.random.default_rng(0).integers(1, 2**61, size=n + 1, dtype=np.int64)
+    _, first, inverse = np.unique(weights @ total.astype(np.int64), return_index=True, return_inverse=True)
+    if not np.array_equal(total[:, first][:, inverse.reshape(-1)], total):  # a hash collision
+        _, first = np.unique(total, axis=1, return_index=True)
+    blocks = subsets.refine_blocks(np.ascontiguousarray(total[:, np.sort(first)]), dfa.accepting, max_rounds)
+    if not blocks.size:
+        return dfa
+    representatives = np.unique(blocks[:n], return_index=True)[1]
+    index = np.full(int(blocks.max()) + 1, DEAD, dtype=np.int32)
+    index[blocks[representatives]] = np.arange(len(representatives), dtype=np.int32)
+    index[blocks[n]] = DEAD
+    table = index[blocks[total[representatives]]]
+    return trim(table, dfa.accepting[representatives], int(index[blocks[dfa.initial]]))

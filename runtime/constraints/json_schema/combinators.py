@@ -46,7 +46,13 @@ def expand(e, subs: Conjunction, m: Merged, cont: int, budget: int, expanded: fr
     for negation in m.negations:
         mark = ("not", negation.pointer, negation.refs)
         if mark not in expanded:
-            cases, exclusion = negate(e, m, negation)
+            try:
+                cases, exclusion = negate(e, m, negation)
+            except GenCheckError:
+                if "not" not in e.options.relax:
+                    raise
+                e.context.relaxed.append(("not", negation.pointer))
+                cases, exclusion = [()], ()
             return _union(e, subs, cases, cont, budget, expanded | {mark}, excluded + exclusion)
     for name, needed in m.dependent_required:
         mark = ("dependentRequired", m.pointer, name)

@@ -64,6 +64,8 @@ class Options:
 
     whitespace: str = "compact"
     max_depth: int = 3
+    free_depth: int | None = None  # nesting of free values (None: max_depth)
+    recursion_depth: int | None = None  # expansions of a recursive $ref (None: max_depth)
     max_string_length: int = 128
     max_array_length: int = 16
     relax: frozenset[str] = frozenset()
@@ -73,15 +75,22 @@ class Options:
         return WHITESPACE.get(self.whitespace, self.whitespace)
 
 
+@lru_cache(maxsize=32)
+def free_dfa(budget: int, whitespace: str) -> ByteDFA:
+    """Every JSON value nested at most ``budget`` arrays/objects deep, in a whitespace style."""
+    emitter = Emitter(Document({}), Options(whitespace=whitespace, max_depth=budget))
+    m = Merged("") if budget > 0 else Merged("", types=ALL_TYPES - {"object", "array"})
+    return emitter.nfa.determinize(emitter.typed(m, emitter.nfa.final, budget, ()))
+
+
 class Emitter:
     """Emits subschemas into one NFA (local to one compile; see the module docstring)."""
 
-    def __init__(self, document: Document, options: Options, context: MergeContext | None = None,
-                 caches: dict | None = None):
+    def __init__(self, document: Document, options: Options, context: MergeContext | None = None):
         self.document = document
         self.options = options
-        self.context = context or MergeContext(document, options.max_depth, options.relax)
-        self.caches = caches if caches is not None else {"free": {}}
+        depth = options.recursion_depth if options.recursion_depth is not None else options.max_depth
+        self.context = context or MergeContext(document, depth, options.relax)
         self.nfa = NFA()
         self.capped: list[str] = []
         gap = options.gap_pattern()
@@ -108,8 +117,8 @@ class Emitter:
     # -- values ------------------------------------------------------------------------------
 
     def standalone(self, subs: Conjunction, budget: int) -> ByteDFA:
-        """The DFA of ``subs`` alone (a separate NFA, same context and caches)."""
-        child = Emitter(self.document, self.options, self.context, self.caches)
+        """The DFA of ``subs`` alone (a separate NFA, same context)."""
+        child = Emitter(self.document, self.options, self.context)
         dfa = child.nfa.determinize(child.value(subs, child.nfa.final, budget))
         self.capped += child.capped
         return dfa
@@ -132,15 +141,11 @@ class Emitter:
         return combinators.expand(self, subs, m, cont, budget, expanded, excluded)
 
     def free(self, cont: int, budget: int, pointer: str) -> int:
-        """Any JSON value nested at most ``budget`` levels deep (a cached DFA, embedded)."""
-        cache = self.caches["free"]
-        budget = max(budget, 0)
-        if budget not in cache:
-            child = Emitter(self.document, self.options, self.context, self.caches)
-            m = Merged(pointer) if budget > 0 else Merged(pointer, types=ALL_TYPES - {"object", "array"})
-            cache[budget] = child.nfa.determinize(child.typed(m, child.nfa.final, budget, ()))
+        """Any JSON value nested at most ``budget`` levels deep (a memoised DFA, embedded)."""
         self.context.free_values.add(pointer)
-        return self.nfa.embed(cache[max(budget, 0)], cont)
+        if self.options.free_depth is not None:
+            budget -= self.options.max_depth - self.options.free_depth
+        return self.nfa.embed(free_dfa(max(budget, 0), self.options.whitespace), cont)
 
     def typed(self, m: Merged, cont: int, budget: int, excluded: tuple[Merged, ...]) -> int:
         """Entry of the values of ``m`` (no pending combinators), one branch per JSON type."""
@@ -169,7 +174,7 @@ class Emitter:
         rest = replace(m, enum=None)
         check = None
         if replace(rest, types=ALL_TYPES) != Merged(m.pointer) or excluded:
-            child = Emitter(self.document, self.options, self.context, self.caches)
+            child = Emitter(self.document, self.options, self.context)
             check = child.nfa.determinize(child.typed(rest, child.nfa.final, self.options.max_depth, excluded))
         texts = []
         for value in m.enum:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 from genweave.dsl.errors import GenCheckError
 from genweave.runtime.constraints.byte_dfa import DEAD, ByteDFA
+from genweave.runtime.constraints.json_schema.automata import TooLarge
 from genweave.runtime.constraints.json_schema.document import Document, Sub, schema_of
 from genweave.runtime.constraints.json_schema.emit import WHITESPACE, Emitter, Options
 from genweave.runtime.constraints.json_schema.keywords import check_relax
@@ -34,6 +35,8 @@ class CompiledSchema:
     depth_bounded: tuple[str, ...]  # pointers of recursive $refs cut at max_depth
     free_values: tuple[str, ...]  # pointers of free values (nesting bounded by max_depth)
     capped: tuple[str, ...]  # maxLength/maxItems bounds lowered to the options' caps
+    free_depth: int  # how deep free values nest (max_depth, or less when the automaton was too large)
+    recursion_depth: int  # how often a recursive $ref is expanded (likewise)
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,7 +147,22 @@ def _elements(value: list, dfa: ByteDFA, state: int, spaces: bool, index: int, b
 
 @lru_cache(maxsize=8)
 def _compile(schema_text: str, options: Options) -> CompiledSchema:
+    """Compile; when the automaton is too large, retry with free values nested less deeply,
+    then recursive references expanded fewer times (smaller languages, never larger ones), and
+    report the depths that were used."""
     root = json.loads(schema_text)
+    depth = options.max_depth
+    ladder = dict.fromkeys([(depth, depth), (depth, min(depth, 1)), (depth, 0)] +
+                           [(r, 0) for r in range(depth - 1, 0, -1)])
+    for recursion, free in ladder:
+        try:
+            return _compile_once(root, replace(options, free_depth=free, recursion_depth=recursion))
+        except TooLarge:
+            continue
+    raise TooLarge()
+
+
+def _compile_once(root: Any, options: Options) -> CompiledSchema:
     document = Document(root)
     emitter = Emitter(document, options)
     entry = emitter.value((Sub(root, ""),), emitter.nfa.final, options.max_depth)
@@ -155,7 +173,8 @@ def _compile(schema_text: str, options: Options) -> CompiledSchema:
                             hint="check required properties, enums and bounds for contradictions")
     context = emitter.context
     return CompiledSchema(dfa, tuple(dict.fromkeys(context.relaxed)), tuple(dict.fromkeys(context.depth_bounded)),
-                          tuple(sorted(context.free_values)), tuple(dict.fromkeys(emitter.capped)))
+                          tuple(sorted(context.free_values)), tuple(dict.fromkeys(emitter.capped)),
+                          options.free_depth, options.recursion_depth)
 
 
 def json_schema(schema: Any, *, whitespace: str = "compact", max_depth: int = 3,
@@ -182,7 +201,8 @@ def json_schema(schema: Any, *, whitespace: str = "compact", max_depth: int = 3,
             raise GenCheckError(f"{name} must be an integer >= {least}, not {value!r}")
     root = schema_of(schema)
     text = json.dumps(root, ensure_ascii=False, separators=(",", ":"))  # keeps member order
-    options = Options(whitespace, max_depth, max_string_length, max_array_length, check_relax(relax))
+    options = Options(whitespace=whitespace, max_depth=max_depth, max_string_length=max_string_length,
+                      max_array_length=max_array_length, relax=check_relax(relax))
     language = JsonSchema(text, options)
     language.compiled()
     return language

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
+from dataclasses import replace as dataclass_replace
 from decimal import Decimal
 from typing import Any
 
@@ -114,6 +115,9 @@ class Merged:
         return self.depth_cut or not self.types or (self.enum is not None and not self.enum)
 
 
+_DEFAULTS = Merged("")
+
+
 @dataclass
 class MergeContext:
     """What merging needs: the document, the recursion bound, what may be relaxed."""
@@ -124,6 +128,7 @@ class MergeContext:
     relaxed: list[tuple[str, str]] = field(default_factory=list)
     depth_bounded: list[str] = field(default_factory=list)  # recursive $refs cut at max_depth
     free_values: set[str] = field(default_factory=set)  # where free values (bounded nesting) occur
+    merged: dict = field(default_factory=dict)  # memo of merge()
 
 
 def canonical(value: Any) -> str:
@@ -157,8 +162,16 @@ def json_type(value: Any) -> str:
 
 
 def merge(subs: Conjunction, context: MergeContext, pointer: str | None = None) -> Merged:
-    """The :class:`Merged` record of the conjunction ``subs`` (``$ref`` and ``allOf`` inlined)."""
-    result = Merged(pointer if pointer is not None else (subs[0].pointer if subs else ""))
+    """The :class:`Merged` record of the conjunction ``subs`` (``$ref`` and ``allOf`` inlined).
+
+    Memoised per compile by the ids of the schema objects; the entry keeps ``subs`` (so the
+    objects, synthetic ones included) alive, so an id is never reused while it is a key.
+    """
+    key = (pointer, tuple((id(s.schema), s.pointer, s.refs) for s in subs))
+    found = context.merged.get(key)
+    if found is not None:
+        return found[0]
+    result = _Accumulator(pointer if pointer is not None else (subs[0].pointer if subs else ""))
     pending = list(subs)
     while pending:
         sub = pending.pop(0)
@@ -166,7 +179,31 @@ def merge(subs: Conjunction, context: MergeContext, pointer: str | None = None) 
         pending.extend(more)
         if result.is_empty():
             break
-    return result
+    merged = result.freeze()
+    context.merged[key] = (merged, subs)
+    return merged
+
+
+class _Accumulator:
+    """A mutable :class:`Merged` under construction (``replace`` updates it in place)."""
+
+    def __init__(self, pointer: str):
+        self.__dict__.update({f.name: getattr(_DEFAULTS, f.name) for f in fields(Merged)})
+        self.pointer = pointer
+
+    def is_empty(self) -> bool:
+        return self.depth_cut or not self.types or (self.enum is not None and not self.enum)
+
+    def freeze(self) -> Merged:
+        return Merged(**{f.name: getattr(self, f.name) for f in fields(Merged)})
+
+
+def replace(record, **changes):
+    """``dataclasses.replace`` for :class:`Merged`; in-place update for an accumulator."""
+    if isinstance(record, _Accumulator):
+        record.__dict__.update(changes)
+        return record
+    return dataclass_replace(record, **changes)
 
 
 def _merge_one(result: Merged, sub: Sub, context: MergeContext) -> tuple[Merged, list[Sub]]:

@@ -28,8 +28,8 @@ from functools import lru_cache
 import numpy as np
 
 from genweave.dsl.errors import GenCheckError
-from genweave.runtime.constraints.byte_dfa import DEAD, ByteDFA, minimize, product
-from genweave.runtime.constraints.json_schema.automata import difference, trim
+from genweave.runtime.constraints.byte_dfa import DEAD, ByteDFA
+from genweave.runtime.constraints.json_schema.automata import difference, intersection, minimize, trim
 from genweave.runtime.constraints.regex import regex_dfa
 
 INTEGER = r"(?:0|-?[1-9][0-9]*)"
@@ -157,7 +157,7 @@ def decimal_range_dfa(low: Decimal | None, high: Decimal | None, *, exclusive_lo
             above = _unsigned_at_least(low)
         else:
             above = f"{_UNSIGNED_DECIMAL}|-(?:{_unsigned_at_most(-low)})"
-        result = product(result, _decimal_dfa(above), union=False)
+        result = intersection(result, _decimal_dfa(above))
         if exclusive_low:
             result = difference(result, _decimal_dfa(_equal(low)))
     if high is not None:
@@ -165,11 +165,11 @@ def decimal_range_dfa(low: Decimal | None, high: Decimal | None, *, exclusive_lo
             below = f"{_unsigned_at_most(high)}|-{_POSITIVE_DECIMAL}"
         else:
             below = f"-(?:{_unsigned_at_least(-high)})"
-        result = product(result, _decimal_dfa(below), union=False)
+        result = intersection(result, _decimal_dfa(below))
         if exclusive_high:
             result = difference(result, _decimal_dfa(_equal(high)))
     if exclusive_low or exclusive_high:
-        result = product(result, _significant_digits(15), union=False)
+        result = intersection(result, _significant_digits(15))
     return minimize(result) if not result.is_empty() else result
 
 
@@ -221,10 +221,10 @@ def integer_dfa(low: int | None, high: int | None, divisor: int | None) -> ByteD
         return ByteDFA(np.zeros((0, 256), np.int32), np.zeros(0, bool), DEAD)
     result = _decimal_dfa(pattern)
     if divisor is not None and divisor > 1:
-        result = product(result, residue_dfa(divisor), union=False)
+        result = intersection(result, residue_dfa(divisor))
     if (low is None or high is None or high - low > 10 ** 15) and divisor is not None and divisor > 1:
         # Dyadic divisors are exact in doubles only while the quotient is: keep |x| < 2**53.
-        result = product(result, _decimal_dfa(integer_range_regex(-(2 ** 53) + 1, 2 ** 53 - 1)), union=False)
+        result = intersection(result, _decimal_dfa(integer_range_regex(-(2 ** 53) + 1, 2 ** 53 - 1)))
     return result
 
 

@@ -25,7 +25,7 @@ from functools import lru_cache
 from genweave.dsl.errors import GenCheckError
 from genweave.runtime.constraints.byte_dfa import ByteDFA
 from genweave.runtime.constraints.json_schema import strings
-from genweave.runtime.constraints.json_schema.automata import difference, intersection
+from genweave.runtime.constraints.json_schema.automata import difference, intersection, minimize
 from genweave.runtime.constraints.json_schema.merge import Conjunction, Merged, merge
 
 MAX_PATTERN_REGIONS = 64
@@ -56,14 +56,15 @@ def emit_object(e, m: Merged, cont: int, budget: int) -> int:
     """Entry of the objects of ``m`` followed by ``cont`` (see the module docstring)."""
     names_dfa = _property_names(e, m)
     members = []
-    for name, conj, required in declared_members(m):
+    listed = declared_members(m)
+    for name, conj, required in listed:
         allowed = names_dfa is None or names_dfa.accepts(name.encode("utf-8"))
-        if not allowed or merge(conj, e.context).is_empty():
+        if not allowed or (any(s.schema is False for s in conj) or merge(conj, e.context).is_empty()):
             if required:
                 return e.nfa.junction()  # a required member that cannot be written
             continue
         members.append((name, conj, required))
-    declared = {name for name, _, _ in declared_members(m)} | set(m.forbidden)
+    declared = {name for name, _, _ in listed} | set(m.forbidden)
     regions = _regions(e, m, declared, names_dfa)
     low, high = m.min_properties, m.max_properties
     if high is not None and high < low:
@@ -104,15 +105,18 @@ def _extras(e, regions, close: int, low: int, top: int, step, budget: int) -> di
     """The states "declared members done, c members so far", for c in 0..top, with the loop of
     additional members (one junction per count, linked once all exist)."""
     states = {count: e.nfa.junction() for count in range(top + 1)}
+    members: dict[tuple[int, int], int] = {}  # (region, next count) -> entry of a member
     for count, state in states.items():
         if count >= low:
             e.nfa.link(state, close)
         following = step(count)
-        if following is None or not regions:
+        if following is None:
             continue
-        for key_dfa, conj in regions:
-            value = e.value(conj, states[following], budget, nested=True)
-            entry = e.nfa.embed(key_dfa, e.token(b":", value))
+        for index, (key_dfa, conj) in enumerate(regions):
+            if (index, following) not in members:
+                value = e.value(conj, states[following], budget, nested=True)
+                members[index, following] = e.nfa.embed(key_dfa, e.token(b":", value))
+            entry = members[index, following]
             e.nfa.link(state, entry if count == 0 else e.token(b",", entry))
     return states
 
@@ -136,6 +140,8 @@ def _property_names(e, m: Merged) -> ByteDFA | None:
 
 def _regions(e, m: Merged, declared: set[str], names_dfa: ByteDFA | None) -> list[tuple[ByteDFA, Conjunction]]:
     """(encoded key DFA, value schemas) of the additional-member regions that can hold a member."""
+    if not m.object_rules and names_dfa is None:  # one region: any other name, any value
+        return [(strings.other_names_encoded(frozenset(declared)), ())]
     names = strings.other_names(frozenset(declared))
     if names_dfa is not None:
         names = intersection(names, names_dfa)
@@ -170,4 +176,4 @@ def _rule_view(rule, chosen: frozenset[str]) -> Conjunction:
 
 @lru_cache(maxsize=256)
 def _encoded(region: ByteDFA) -> ByteDFA:
-    return strings.encode_json_string(region)  # memoised by identity: regions repeat per definition
+    return minimize(strings.encode_json_string(region))  # memoised by identity: regions repeat

@@ -23,8 +23,14 @@ from functools import lru_cache
 import numpy as np
 
 from genweave.dsl.errors import GenCheckError
-from genweave.runtime.constraints.byte_dfa import DEAD, ByteDFA, literal_dfa, minimize
-from genweave.runtime.constraints.json_schema.automata import difference, intersection, repeat_dfa, trim
+from genweave.runtime.constraints.byte_dfa import DEAD, ByteDFA, literal_dfa
+from genweave.runtime.constraints.json_schema.automata import (
+    difference,
+    intersection,
+    minimize,
+    repeat_dfa,
+    trim,
+)
 from genweave.runtime.constraints.regex import regex_dfa
 
 _M4 = r"(?:[02468][48]|[2468]0|[13579][26])"  # two-digit multiples of 4 but 00
@@ -58,7 +64,7 @@ _URI = (
 )
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
-MINIMIZE_BELOW = 400  # Moore refinement needs about one round per chain link: long counters skip it
+MINIMIZE_BELOW = 2_000  # Moore refinement needs about one round per chain link: long counters skip it
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
 
 # Decoded-text regexes of the formats that are enforced (RFC 3339, RFC 5321 dot-atom subset,
@@ -221,8 +227,7 @@ def encode_json_string(decoded: ByteDFA) -> ByteDFA:
     table[opening, 0x22] = decoded.initial
     accepting = np.zeros(len(table), dtype=bool)
     accepting[closed] = True
-    result = trim(table, accepting, opening)
-    return minimize(result) if result.num_states < MINIMIZE_BELOW else result
+    return trim(table, accepting, opening)  # not minimised: the schema DFA is, when small
 
 
 @lru_cache(maxsize=1024)
@@ -233,12 +238,36 @@ def json_string(min_length: int = 0, max_length: int | None = None, patterns: tu
                                              patterns=patterns, formats=formats, pointer=pointer))
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=512)
 def other_names(names: frozenset[str]) -> ByteDFA:
-    """Decoded texts other than ``names`` (the names of additional members)."""
+    """Decoded texts other than ``names`` (the names of additional members).
+
+    For ASCII names this is the names' trie with every other byte leaving to "any text" (a
+    trie node is always at a character boundary); otherwise a product automaton.
+    """
     if not names:
         return any_text()
-    return difference(any_text(), decoded_choices(sorted(names)))
+    if not all(name.isascii() for name in names):
+        return difference(any_text(), decoded_choices(sorted(names)))
+    free = any_text()
+    trie = literal_dfa(name.encode() for name in names)  # minimal, so its states are few
+    n = trie.num_states
+    offset = n  # any_text's states follow the trie's
+    table = np.empty((n + free.num_states, 256), dtype=np.int32)
+    leave = free.transitions[free.initial]
+    table[:n] = np.where(leave == DEAD, DEAD, leave + offset)[None, :]
+    inside = trie.transitions != DEAD
+    table[:n][inside] = trie.transitions[inside]
+    table[n:] = np.where(free.transitions == DEAD, DEAD, free.transitions + offset)
+    accepting = np.concatenate([~trie.accepting, free.accepting])
+    return trim(table, accepting, trie.initial)
+
+
+@lru_cache(maxsize=512)
+def other_names_encoded(names: frozenset[str]) -> ByteDFA:
+    """:func:`other_names` as JSON string literals (minimised: the escapes inside the names'
+    trie mostly lead to the same "not a name" states)."""
+    return minimize(encode_json_string(other_names(names)))
 
 
 @lru_cache(maxsize=8)

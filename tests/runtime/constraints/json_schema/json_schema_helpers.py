@@ -15,7 +15,7 @@ SHARED = Path(__file__).resolve().parents[4] / ".." / "shared"
 DEV_SAMPLE = SHARED / "data" / "jsonschemabench" / "dev.jsonl"
 
 
-def sample_texts(dfa, seed: int, count: int, max_bytes: int = 600) -> list[bytes]:
+def sample_texts(dfa, seed: int, count: int, max_bytes: int = 2000) -> list[bytes]:
     """``count`` texts of the DFA's language from seeded random walks: at each state stop with
     probability 1/3 when accepting, else draw a next state uniformly among the distinct successors
     and a byte leading to it (so structure advances: one ``"`` among 200 string bytes is as likely
@@ -23,7 +23,7 @@ def sample_texts(dfa, seed: int, count: int, max_bytes: int = 600) -> list[bytes
     rng = np.random.default_rng(seed)
     texts = []
     live = dfa.transitions != DEAD
-    for _ in range(count * 3):
+    for _ in range(count * 8):
         state, out = dfa.initial, bytearray()
         while len(out) < max_bytes:
             choices = np.flatnonzero(live[state])
