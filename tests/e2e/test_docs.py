@@ -36,3 +36,8 @@ def test_readme_program_is_the_demo():
 def test_testing_guide_examples_run(index):
     block = _blocks(DOCS / "testing.md", "python")[index]
     exec(compile(block, f"docs/testing.md[{index}]", "exec"), {"__name__": "docs_example"})
+
+
+@pytest.mark.parametrize("block", _blocks(DOCS / "bytes.md", "gen"))
+def test_bytes_guide_programs_check(block):
+    genweave.compile(block)
