@@ -94,9 +94,10 @@ def test_generate_with_smollm2(smollm2_model):
 
 
 @pytest.mark.parametrize("engine", ["xgrammar", "llguidance"])
-def test_peer_engines_agree_with_genweave(engine, smollm2_tokenizer):
+def test_peer_engines_agree_with_genweave(engine, request):
     if importlib.util.find_spec(engine) is None:
         pytest.skip(f"{engine} is not installed (optional engine)")
+    smollm2_tokenizer = request.getfixturevalue("smollm2_tokenizer")
     schema = {"type": "object", "properties": {"n": {"type": "integer"}, "tag": {"enum": ["x", "y"]}},
               "required": ["n", "tag"], "additionalProperties": False}
     text = '{"n":12,"tag":"y"}'
