@@ -5,6 +5,8 @@ A hole's language combines its constraint, its ``stop`` string and its ``max N t
 * no constraint, no stop: any text (only special tokens are excluded); the budget simply ends it;
 * ``stop S``: the texts that contain ``S`` once, as a suffix;
 * constraint ``C``: the texts of ``C``;
+* constraint ``C`` and ``stop S`` (``C`` regular): a text of ``C`` without ``S``, then ``S``
+  (:class:`ThenStop`);
 * ``max N tokens`` on top of either: a :class:`TokenBudget` (the text must be complete in time).
 
 Compiled constraints are cached per (vocabulary, language) in this process, on top of the
@@ -14,11 +16,13 @@ runtime's on-disk cache, so repeated runs reuse mask rows already computed.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 
 from genweave.compiler import ir
 from genweave.dsl.errors import GenCheckError, Span
 from genweave.runtime import constraints as rc
+from genweave.runtime.constraints.byte_dfa import ByteDFA, minimize, product
 from genweave.runtime.vocab import Vocabulary
 
 
@@ -51,13 +55,41 @@ def language_of(constraint: ir.ConstraintIR) -> rc.Language:
 def hole_language(hole: ir.Hole) -> rc.Language | None:
     """The language a hole's text must belong to, or None for unconstrained text."""
     if hole.constraint is not None and hole.stop is not None:
-        raise GenCheckError(f"hole '{hole.name}' has both a constraint and a stop string",
-                            span=hole.span, hint="put the stop text into the constraint instead")
+        inner = language_of(hole.constraint)
+        if not isinstance(inner, rc.Language):
+            raise GenCheckError(f"hole '{hole.name}': a stop string can follow a regular constraint only, "
+                                f"not {type(inner).__name__.lower()} {inner}", span=hole.span,
+                                hint="end the grammar with the stop text instead of `stop`")
+        return ThenStop(inner, hole.stop)
     if hole.constraint is not None:
         return language_of(hole.constraint)
     if hole.stop is not None:
         return rc.stop(hole.stop)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class ThenStop(rc.Language):
+    """A value of ``constraint`` then the stop string: the texts ``v + stop`` with ``v`` in the
+    constraint, in which ``stop`` occurs exactly once (as the suffix: the hole ends at the first
+    occurrence, so a value containing ``stop`` could not be written), as the product of the
+    concatenation automaton and ``stop(text)``."""
+
+    constraint: rc.Language
+    text: str
+
+    def to_dfa(self) -> ByteDFA:
+        from genweave.runtime.constraints.json_schema.automata import NFA
+
+        nfa = NFA()
+        entry = nfa.embed(self.constraint.to_dfa(), nfa.literal(self.text.encode("utf-8"), nfa.final))
+        return minimize(product(nfa.determinize(entry), rc.stop(self.text).to_dfa(), union=False))
+
+    def key(self) -> str:
+        return f"then_stop({self.constraint.key()},{self.text!r})"
+
+    def __str__(self) -> str:
+        return f"{self.constraint} then stop({self.text!r})"
 
 
 def bind_hole(hole: ir.Hole, vocab: Vocabulary, file: str, source: str | None):
@@ -67,15 +99,17 @@ def bind_hole(hole: ir.Hole, vocab: Vocabulary, file: str, source: str | None):
         return None
     try:
         compiled = _compiled(language, vocab)
+        if hole.max_tokens is None:
+            return compiled
+        budget = rc.TokenBudget(compiled, hole.max_tokens)
+        budget.require_text(hole.name)  # a language with no text of at most N tokens is an error now
+        return budget
     except GenCheckError as err:
         if err.span is None:
             span = hole.span
             err.span = Span(span.line, span.col, span.end_line, span.end_col, file)
             err.source = source
         raise
-    if hole.max_tokens is not None:
-        return rc.TokenBudget(compiled, hole.max_tokens)
-    return compiled
 
 
 @lru_cache(maxsize=8)

@@ -21,7 +21,7 @@ from genweave.compiler.check_infer import InferChecker
 from genweave.compiler.check_program import ProgramChecker
 from genweave.compiler.embedded import grammar_problems, regex_problems
 from genweave.compiler.features import LANGUAGE, RUNTIME, SupportedFeatures
-from genweave.compiler.json_schema import schema_problems
+from genweave.compiler.json_schema import schema_notes, schema_problems
 from genweave.compiler.modules import ModuleScope, build_scope, read_relative
 from genweave.compiler.report import Problems, Report
 from genweave.dsl import ast
@@ -106,7 +106,7 @@ def _declarations(report: Report, scope: ModuleScope) -> set[str]:
             case ast.GrammarDecl(_, source, file):
                 _embedded_file(report, scope, source, file, grammar_problems, "grammar")
             case ast.SchemaDecl(_, source, file):
-                _embedded_file(report, scope, source, file, schema_problems, "schema")
+                _embedded_file(report, scope, source, file, schema_problems, "schema", schema_notes)
             case ast.SamplerDecl(_, chain):
                 InferChecker(report, scope, {}, exprs).chain(chain)
             case ast.ExternDecl(kind, _, ref):
@@ -119,6 +119,9 @@ def _declarations(report: Report, scope: ModuleScope) -> set[str]:
 def _model(report: Report, scope: ModuleScope, decl: ast.ModelDecl) -> None:
     if decl.bytes:
         report.require("bytes", decl.span)
+    if decl.chat and (decl.bytes or not isinstance(decl.spec, ast.String)):
+        report.error(f"model '{decl.name}' runs at byte level, which has no chat template", decl.span,
+                     hint="drop `chat` and write the conversation as text")
     if isinstance(decl.spec, ast.String):
         if not decl.spec.is_constant:
             report.error("a model spec cannot interpolate values", decl.spec.span)
@@ -137,9 +140,11 @@ def _model(report: Report, scope: ModuleScope, decl: ast.ModelDecl) -> None:
 
 
 def _embedded_file(report: Report, scope: ModuleScope, source: ast.String, file: bool, problems_of,
-                   what: str) -> None:
+                   what: str, notes_of=None) -> None:
     if not file:
         report.embedded(source, problems_of(source.constant))
+        if notes_of is not None:
+            report.embedded_warnings(source, notes_of(source.constant))
         return
     if not source.is_constant:
         report.error(f"a {what} file name cannot interpolate values", source.span)
@@ -151,9 +156,14 @@ def _embedded_file(report: Report, scope: ModuleScope, source: ast.String, file:
                      source.span)
         return
     for message, start, _ in problems_of(text):
-        line = text.count("\n", 0, start) + 1
-        col = start - (text.rfind("\n", 0, start) + 1) + 1
-        report.error(f"{path.name}:{line}:{col}: {message}", source.span)
+        report.error(f"{path.name}:{_line_col(text, start)}: {message}", source.span)
+    for message, start, _ in notes_of(text) if notes_of is not None else ():
+        report.warn(f"{path.name}:{_line_col(text, start)}: {message}", source.span)
+
+
+def _line_col(text: str, offset: int) -> str:
+    line = text.count("\n", 0, offset) + 1
+    return f"{line}:{offset - (text.rfind(chr(10), 0, offset) + 1) + 1}"
 
 
 def _program(report: Report, scope: ModuleScope, program: ast.ProgramDecl, chat: bool | None, *,

@@ -60,6 +60,9 @@ class InferChecker:
                                   f"inside `for {hole}:`", stmt.span,
                                   hint="per hole: sample, greedy, awrs, speculate, heal, boundary")
                 continue
+            speculate_here = hole is not None and isinstance(stmt, ast.Speculate)
+            if speculate_here and not self.report.require("for hole speculate", stmt.span):
+                continue
             self._stmt(stmt)
 
     def _stmt(self, stmt: ast.InferStmt) -> None:
@@ -107,7 +110,11 @@ class InferChecker:
             self.report.error(f"unknown speculative method '{variant}'", stmt.span,
                               hint=f"methods: {', '.join(SPECULATE)}")
             return
-        self._options(spec, positional, options, stmt.span)
+        if self.report.supported.allows("speculate"):
+            self.report.require(f"speculate {variant}", stmt.span)
+        values = self._options(spec, positional, options, stmt.span)
+        if variant == "recycle" and values.get("tree") == "dynamic":
+            self.report.require("speculate recycle dynamic", stmt.span)
 
     def _smc(self, stmt: ast.Smc) -> None:
         self._options(METHODS["smc"], stmt.positional, stmt.options, stmt.span)

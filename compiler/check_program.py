@@ -5,7 +5,7 @@ from __future__ import annotations
 from genweave.compiler import types as ty
 from genweave.compiler.check_expr import Binding, ExprChecker, Names
 from genweave.compiler.embedded import grammar_problems, regex_problems
-from genweave.compiler.json_schema import schema_problems
+from genweave.compiler.json_schema import schema_notes, schema_problems
 from genweave.compiler.modules import ModuleScope
 from genweave.compiler.report import Report
 from genweave.dsl import ast
@@ -221,6 +221,7 @@ class ProgramChecker:
                 if isinstance(schema, ast.NamedC):
                     return self._named(schema, schema.name, json=True)
                 self.report.embedded(schema, schema_problems(schema.constant))
+                self.report.embedded_warnings(schema, schema_notes(schema.constant))
                 return ty.ANY
             case ast.LarkC(grammar):
                 self.report.require("lark", c.span)

@@ -5,8 +5,8 @@ feature is missing from :class:`SupportedFeatures` is rejected by the checker wi
 names it ("`beam` search is not supported yet"), never ignored. When a runtime feature lands,
 add its key to :data:`RUNTIME` (or pass a wider ``SupportedFeatures`` to ``check``).
 
->>> RUNTIME.allows("beam"), LANGUAGE.allows("beam")
-(False, True)
+>>> RUNTIME.allows("beam"), LANGUAGE.allows("beam"), SupportedFeatures().allows("beam")
+(True, True, False)
 """
 
 from __future__ import annotations
@@ -43,6 +43,14 @@ FEATURES: dict[str, str] = {
     "rejection": "`rejection` inference",
     "enumerate": "`enumerate`",
     "speculate": "speculative decoding (`speculate`)",
+    "speculate draft": "`speculate draft`",
+    "speculate ngram": "`speculate ngram`",
+    "speculate self": "`speculate self`",
+    "speculate recycle": "`speculate recycle`",
+    "speculate recycle dynamic": "`speculate recycle tree dynamic`",
+    "speculate spectr": "`speculate spectr`",
+    "speculate rsd": "`speculate rsd`",
+    "speculate with others": "`speculate` with `smc`, `awrs`, `rejection`, a search or a byte-level model",
     "beam": "`beam` search",
     "best_of": "`best_of` selection",
     "cautious": "`cautious` decoding",
@@ -50,6 +58,7 @@ FEATURES: dict[str, str] = {
     "heal": "token healing (`heal`)",
     "boundary": "byte-level boundaries (`boundary bytes`)",
     "for hole": "per-hole inference (`for HOLE:`)",
+    "for hole speculate": "`speculate` for one hole (inside `for HOLE:`)",
 }
 
 
@@ -93,6 +102,10 @@ def _all_samplers() -> tuple[str, ...]:
 RUNTIME = SupportedFeatures(samplers=frozenset(_all_samplers()), constraints=True, features=frozenset({
     "let", "if", "for", "call", "factor", "condition", "expressions", "keep stop", "extern", "where",
     "rejection", "list parameters", "json", "schema parameters", "heal", "for hole", "lark", "smc", "awrs",
+    "beam", "best_of", "cautious", "lookahead_tree", "enumerate", "raw chat text",
+    "bytes", "ensemble", "boundary", "constraint and stop",
+    "speculate", "speculate draft", "speculate ngram", "speculate self", "speculate recycle", "speculate spectr",
+    "speculate rsd", "speculate recycle dynamic", "for hole speculate",
 }))
 
 # The language level: every construct.

@@ -275,7 +275,15 @@ class Rejection:
 
 @dataclass(frozen=True, slots=True)
 class Beam:
+    """Beam search over the trace: ``width`` hypotheses, finished scores divided by
+    ``length ** length_penalty``, transformers' ``early_stopping`` rule, ``stochastic`` for
+    Gumbel-top-k (a sample without replacement); each draw returns its ``returns`` best."""
+
     width: int
+    length_penalty: float = 1.0
+    early_stopping: str = "false"
+    stochastic: bool = False
+    returns: int = 1
     span: Span = _span()
 
 
@@ -290,15 +298,27 @@ class BestOf:
 
 @dataclass(frozen=True, slots=True)
 class Cautious:
+    """Cautious next-token prediction: up to ``candidates`` segments (of at most ``segment``
+    tokens) at steps whose entropy lies between ``entropy_low`` and ``entropy_high``."""
+
     candidates: int
-    entropy: float
+    entropy_low: float = 0.01
+    entropy_high: float = 1.5
+    segment: int = 64
     span: Span = _span()
 
 
 @dataclass(frozen=True, slots=True)
 class LookaheadTree:
+    """Lookahead tree rollouts: ``rollouts`` branches per draw, forks among the ``width`` top tokens
+    (``absolute``/``relative`` thresholds), pruning ``depth`` tokens after a birth (``edit``)."""
+
     width: int
     depth: int
+    rollouts: int = 8
+    absolute: float = 0.25
+    relative: float = 0.15
+    edit: float = 0.4
     span: Span = _span()
 
 
@@ -319,9 +339,10 @@ class Speculate:
 @dataclass(frozen=True, slots=True)
 class HoleDecoding:
     """Inference for one hole (``for HOLE:``): replaces the program's method/chain/awrs/speculation/
-    healing for that hole only."""
+    healing for that hole only. ``method`` None: the block names no `sample`/`greedy`, so the hole
+    draws through the program's method and chain."""
 
-    method: str = "sample"
+    method: str | None = None
     chain: tuple[SamplerStage, ...] = ()
     awrs: bool = False
     speculate: Speculate | None = None

@@ -193,14 +193,17 @@ def _search(search: ir.Search) -> str:
             return text + ")"
         case ir.Rejection(max_tries):
             return f"rejection(max={max_tries})"
-        case ir.Beam(width):
-            return f"beam(width={width})"
+        case ir.Beam(width, penalty, early, stochastic, returns):
+            kind = "stochastic" if stochastic else "deterministic"
+            return (f"beam(width={width}, length_penalty={penalty}, early_stopping={early}, kind={kind}, "
+                    f"returns={returns})")
         case ir.BestOf(n, score):
             return f"best_of(n={n}, by={print_expr(score)})"
-        case ir.Cautious(candidates, entropy):
-            return f"cautious(candidates={candidates}, entropy={entropy})"
-        case ir.LookaheadTree(width, depth):
-            return f"lookahead_tree(width={width}, depth={depth})"
+        case ir.Cautious(candidates, low, high, segment):
+            return f"cautious(candidates={candidates}, entropy_low={low}, entropy_high={high}, segment={segment})"
+        case ir.LookaheadTree(width, depth, rollouts, absolute, relative, edit):
+            return (f"lookahead_tree(width={width}, depth={depth}, rollouts={rollouts}, absolute={absolute}, "
+                    f"relative={relative}, edit={edit})")
     raise TypeError(f"not a search: {search!r}")
 
 
@@ -210,8 +213,8 @@ def _speculate(s: ir.Speculate) -> str:
 
 
 def _hole_decoding(d: ir.HoleDecoding) -> str:
-    text = d.method + (f" {print_chain(d.chain)}" if d.chain else "")
+    text = (d.method or "") + (f" {print_chain(d.chain)}" if d.chain else "")
     text += " awrs" if d.awrs else ""
     text += f" {_speculate(d.speculate)}" if d.speculate is not None else ""
     text += " heal" if d.heal else ""
-    return text + (f" boundary={d.boundary}" if d.boundary else "")
+    return (text + (f" boundary={d.boundary}" if d.boundary else "")).strip()

@@ -3,12 +3,13 @@
 :func:`parse_json` is a small JSON reader that remembers where every value and key starts, so a
 problem found in the parsed schema maps back to its place. :func:`schema_problems` reports
 invalid JSON, invalid schemas (JSON Schema meta-validation) and keywords genweave does not
-enforce: an unsupported keyword is an error, never silently dropped.
+enforce (the classes of ``genweave.runtime.constraints.json_schema.keywords``): an unsupported
+keyword is an error, never silently dropped.
 
 >>> schema_problems('{"type": "object", "properties": {"a": {"type": "strin"}}}')[0][0][:50]
 "unknown JSON Schema type 'strin' at properties.a.t"
->>> schema_problems('{"type": "array", "uniqueItems": true}')
-[("JSON Schema keyword 'uniqueItems' is not supported", 18, 31)]
+>>> schema_problems('{"type": "array", "contains": {"type": "null"}}')
+[("JSON Schema keyword 'contains' is not supported", 18, 28)]
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from functools import lru_cache
 
 import jsonschema
 
+from genweave.runtime.constraints.json_schema.keywords import ANNOTATIONS, ENFORCED, REFUSED, STRUCTURAL
+from genweave.runtime.constraints.json_schema.strings import DEFINED_FORMATS, FORMATS
+
 Problem = tuple[str, int, int]
 Path = tuple[str | int, ...]
 
@@ -29,17 +33,12 @@ _SCHEMA_VALUED = {"items", "additionalProperties", "not", "contains", "propertyN
 _SCHEMA_LISTS = {"anyOf", "allOf", "oneOf", "prefixItems"}
 _SCHEMA_MAPS = {"properties", "$defs", "definitions", "patternProperties", "dependentSchemas"}
 
-# What genweave's JSON constraints enforce (the rest is rejected with an error).
-SUPPORTED_KEYWORDS = frozenset({
-    "type", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems", "maxItems",
-    "enum", "const", "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
-    "exclusiveMaximum", "anyOf", "allOf", "$ref", "$defs", "definitions",
-    # annotations: no effect on the language
-    "title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated", "readOnly",
-    "writeOnly",
-})
+# The keyword and format classes are the runtime compiler's (one list): enforced keywords,
+# annotations and structural ones are fine, refused ones are errors; keys that are no JSON Schema
+# keyword are ignored, as validators ignore them.
+SUPPORTED_KEYWORDS = ENFORCED | ANNOTATIONS | STRUCTURAL
+SUPPORTED_FORMATS = frozenset(FORMATS)
 _TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
-SUPPORTED_FORMATS = frozenset({"date", "time", "date-time", "email", "uuid", "uri", "ipv4"})
 
 
 @dataclass
@@ -199,10 +198,12 @@ def _walk(schema: object, path: Path, positions: Positions, problems: list[Probl
         return
     for key, value in schema.items():
         where = (*path, key)
-        if key not in SUPPORTED_KEYWORDS:
+        if key in REFUSED:
             problems.append((f"JSON Schema keyword {key!r} is not supported", *positions.of(where, key=True)))
             continue
-        if key == "format" and value not in SUPPORTED_FORMATS:
+        if key not in SUPPORTED_KEYWORDS:
+            continue  # not a JSON Schema keyword: validators (and the runtime compiler) ignore it
+        if key == "format" and value in DEFINED_FORMATS and value not in SUPPORTED_FORMATS:
             shown = ", ".join(sorted(SUPPORTED_FORMATS))
             problems.append((f"JSON Schema format {value!r} is not supported (supported: {shown})",
                              *positions.of(where)))
@@ -256,3 +257,44 @@ def canonical(text: str) -> str:
     """The schema as compact JSON. Key order is kept: the order of ``properties`` is the order in
     which generated objects write their fields, which the user chose."""
     return json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
+
+
+_SUBSET = {
+    "uniqueItems": "is enforced on a subset of its instances (at most one item where the items can take "
+                   "more than a few values)",
+    "not": "is enforced on a subset of its instances (the ways to break it that are not written as cases)",
+}
+
+
+@lru_cache(maxsize=256)
+def schema_notes(text: str) -> list[Problem]:
+    """Warnings for a schema genweave enforces on a subset of its instances, or whose annotations
+    it does not enforce (formats no draft defines): every generated value validates, but not every
+    valid value can be generated. Empty when the schema has problems (those are errors) or does not
+    compile (the compile error is reported where the hole is bound)."""
+    from genweave.dsl.errors import GenError
+    from genweave.runtime.constraints.json_schema import json_schema
+
+    if schema_problems(text):
+        return []
+    schema, positions = parse_json(text)
+    try:
+        compiled = json_schema(schema).compiled()
+    except GenError:
+        return []
+    notes = []
+    for keyword, pointer in compiled.approximated:
+        what = _SUBSET.get(keyword, "is enforced on a subset of its instances")
+        notes.append((f"JSON Schema {keyword!r} at {pointer or '/'} {what}; generated values are valid, but "
+                      "not every valid value can be generated", *_keyword_place(positions, pointer, keyword)))
+    for keyword, pointer in compiled.ignored:
+        notes.append((f"the JSON Schema format at {pointer or '/'} is defined by no draft and is not enforced "
+                      "(validators treat it as an annotation)", *_keyword_place(positions, pointer, keyword)))
+    return notes
+
+
+def _keyword_place(positions: Positions, pointer: str, keyword: str) -> tuple[int, int]:
+    """Where ``keyword`` of the subschema at JSON pointer ``pointer`` is written (its nearest
+    enclosing value when it is not written there)."""
+    path = [part.replace("~1", "/").replace("~0", "~") for part in pointer.split("/")[1:]]
+    return positions.of((*(int(p) if p.isdigit() else p for p in path), keyword), key=True)

@@ -6,9 +6,17 @@
 * a complete-only predicate (``where`` on a complete value) cannot be masked: it needs ``smc``
   or ``rejection``; so does a ``condition``;
 * ``factor`` reweights the target, which token-by-token sampling ignores: it needs ``smc`` (or a
-  selection by weight: ``beam``, ``best_of``);
-* ``enumerate x`` needs a finite hole;
+  selection by weight: a deterministic ``beam``); ``best_of`` selects by its own score and a
+  stochastic beam samples the model's law, so both would ignore it;
+* ``enumerate x`` needs a finite hole (a finite language or ``max N tokens``) and goes with plain
+  ``sample``/``greedy`` decoding of the other holes;
+* search options: ``beam`` scores by the sampler chain's log-probs (not under ``greedy``) and
+  returns at most ``width`` hypotheses; ``cautious`` needs ``entropy_low < entropy_high``;
+  ``beam``, ``cautious``, ``lookahead_tree`` and ``enumerate`` decode holes themselves, so not
+  with ``heal`` or ``for HOLE:`` overrides;
 * ``boundary bytes`` needs a byte-level model.
+* ``speculate`` accelerates ``sample``/``greedy`` decoding of a token-level model: the runtime
+  does not run it with ``smc``, ``awrs``, ``rejection``, a search or a byte-level model yet.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from genweave.dsl import ast
 from genweave.dsl.errors import GenCheckError
 
 _ENFORCING = (ir.Smc, ir.Rejection)
-_WEIGHING = (ir.Smc, ir.Beam, ir.BestOf)
+_WEIGHING = (ir.Smc, ir.Beam)
 
 
 def check_legality(scope: ModuleScope, report: Report) -> None:
@@ -41,6 +49,8 @@ def _program(program: ir.Program, report: Report, decl: ast.ProgramDecl) -> None
     decoding = program.decoding
     method = _describe(decoding)
     _particle_inference(decoding, report)
+    _speculation(program, report)
+    _search(decoding, program.holes(), report)
     for hole in program.holes():
         if hole.constraint_class == "complete-only predicate" and not isinstance(decoding.search, _ENFORCING):
             report.error(f"{method} cannot enforce the condition on hole '{hole.name}': it holds only for "
@@ -50,16 +60,20 @@ def _program(program: ir.Program, report: Report, decl: ast.ProgramDecl) -> None
         if isinstance(op, ir.Condition) and not isinstance(decoding.search, _ENFORCING):
             report.error(f"{method} cannot enforce `condition`: it is a hard constraint on complete traces",
                          op.span, hint="use `smc` or `rejection`")
-        if isinstance(op, ir.Factor) and not isinstance(decoding.search, _WEIGHING):
-            report.error(f"{method} ignores `factor`: it reweights whole traces", op.span,
-                         hint="use `smc` (or select by weight with `beam` or `best_of`)")
+        weighing = isinstance(decoding.search, _WEIGHING) and not getattr(decoding.search, "stochastic", False)
+        if isinstance(op, ir.Factor) and not weighing:
+            report.error(f"{_factor_method(decoding, method)} ignores `factor`: it reweights whole traces",
+                         op.span, hint="use `smc` (or select by weight with a deterministic `beam`)")
     classes = {h.name: h.constraint_class for h in program.holes()}
+    budgets = {h.name for h in program.holes() if h.max_tokens is not None}
     for stmt in _infer_statements(decl.infer):
-        if isinstance(stmt, ast.Enumerate) and classes.get(stmt.hole) != "finite":
+        if isinstance(stmt, ast.Enumerate) and classes.get(stmt.hole) != "finite" and stmt.hole not in budgets:
             report.error(f"`enumerate {stmt.hole}` needs a finite hole, but '{stmt.hole}' is "
                          f"{classes.get(stmt.hole)}", stmt.span,
-                         hint="enumerate holes constrained by choice, literals, bool or a bounded regex")
-        if isinstance(stmt, ast.Boundary) and not (program.model is not None and program.model.bytes):
+                         hint="enumerate holes constrained by choice, literals, bool or a bounded regex, "
+                              "or give the hole `max N tokens`")
+        if isinstance(stmt, ast.Boundary) and not (program.model is not None
+                                                    and (program.model.bytes or program.model.members)):
             report.error("`boundary bytes` needs a byte-level model", stmt.span,
                          hint="declare the model with `bytes`")
 
@@ -78,6 +92,68 @@ def _particle_inference(decoding: ir.Decoding, report: Report) -> None:
     if decoding.awrs and search is not None and not isinstance(search, ir.Smc):
         report.error(f"`awrs` has no effect under `{type(search).__name__.lower()}`", search.span,
                      hint="use `awrs` alone or with `smc`")
+
+
+def _speculation(program: ir.Program, report: Report) -> None:
+    """``speculate`` accelerates token-by-token decoding (``sample``/``greedy``) of a token-level model."""
+    decoding = program.decoding
+    speculated = [(decoding.speculate, decoding.awrs)]
+    speculated += [(h.decoding.speculate, h.decoding.awrs) for h in program.holes()
+                   if h.decoding is not None]  # a hole's own `speculate` (`for HOLE:`)
+    for spec, awrs in speculated:
+        if spec is not None:
+            _speculation_with(program, spec, decoding.awrs or awrs, report)
+
+
+def _speculation_with(program: ir.Program, spec: ir.Speculate, awrs: bool, report: Report) -> None:
+    decoding = program.decoding
+    if report.supported.allows("speculate with others"):
+        return
+    other = (type(decoding.search).__name__.lower() if decoding.search is not None
+             else "awrs" if awrs else None)
+    if other is not None:
+        report.error(f"`speculate` together with `{other}` is not supported yet", spec.span,
+                     hint=f"`speculate` accelerates `sample`/`greedy` decoding: drop `speculate`, or `{other}`")
+    if program.model is not None and (program.model.bytes or program.model.members):
+        report.error("`speculate` on a byte-level model is not supported yet", spec.span,
+                     hint="drop `bytes` from the model declaration, or drop `speculate`")
+
+
+def _search(decoding: ir.Decoding, holes: tuple[ir.Hole, ...], report: Report) -> None:
+    """Options of a search that only make sense together, and what ``enumerate`` combines with."""
+    search = decoding.search
+    if isinstance(search, ir.Beam):
+        if decoding.method == "greedy":
+            report.error("`beam` ranks continuations by the sampler chain's log-probs, but `greedy` has none",
+                         search.span, hint="drop `greedy` (beam search is already deterministic), or use "
+                                           "`sample CHAIN` to score through a chain")
+        if search.returns > search.width:
+            report.error(f"`beam` returns {search.returns} hypotheses but keeps only {search.width}", search.span,
+                         hint=f"use `returns` at most {search.width}, or a wider beam")
+    if isinstance(search, ir.Cautious) and search.entropy_high <= search.entropy_low:
+        report.error(f"`cautious` needs entropy_low < entropy_high, got {search.entropy_low} and "
+                     f"{search.entropy_high}", search.span)
+    engine = (type(search).__name__.lower() if isinstance(search, ir.Beam | ir.Cautious | ir.LookaheadTree)
+              else "enumerate" if decoding.enumerate else None)
+    tuned = [h for h in holes if h.decoding is not None]
+    if engine is not None and (decoding.heal or tuned):
+        what = "`heal`" if decoding.heal else f"per-hole inference (`for {tuned[0].name}:`)"
+        report.error(f"{what} does not combine with `{engine}`, which decodes every hole itself",
+                     search.span if search is not None else decoding.span,
+                     hint="drop one of them")
+    other = (type(search).__name__.lower() if search is not None else "awrs" if decoding.awrs
+             else "speculate" if decoding.speculate is not None else None)
+    if decoding.enumerate and other is not None:
+        report.error(f"`enumerate` does not combine with `{other}`", search.span if search is not None
+                     else decoding.span, hint="enumerate with plain `sample`/`greedy` decoding of the other holes")
+
+
+def _factor_method(decoding: ir.Decoding, method: str) -> str:
+    if isinstance(decoding.search, ir.BestOf):
+        return "`best_of` (which selects by its `by` score)"
+    if isinstance(decoding.search, ir.Beam):
+        return "stochastic `beam` (which samples the model's law)"
+    return method
 
 
 def _infer_statements(stmts):

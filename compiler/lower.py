@@ -306,13 +306,16 @@ class _InferLowering:
             case ast.Method("rejection", positional, options):
                 return ir.Rejection(self.options(METHODS["rejection"], positional, options)["max"], span=span)
             case ast.Method("beam", positional, options):
-                return ir.Beam(self.options(METHODS["beam"], positional, options)["width"], span=span)
+                v = self.options(METHODS["beam"], positional, options)
+                return ir.Beam(v["width"], v["length_penalty"], v["early_stopping"], v["kind"] == "stochastic",
+                               v["returns"], span=span)
             case ast.Method("cautious", positional, options):
                 v = self.options(METHODS["cautious"], positional, options)
-                return ir.Cautious(v["candidates"], v["entropy"], span=span)
+                return ir.Cautious(v["candidates"], v["entropy_low"], v["entropy_high"], v["segment"], span=span)
             case ast.Method("lookahead_tree", positional, options):
                 v = self.options(METHODS["lookahead_tree"], positional, options)
-                return ir.LookaheadTree(v["width"], v["depth"], span=span)
+                return ir.LookaheadTree(v["width"], v["depth"], v["rollouts"], v["absolute"], v["relative"],
+                                        v["edit"], span=span)
         raise TypeError(f"cannot lower inference statement {stmt!r}")
 
     def speculate(self, stmt: ast.Speculate) -> ir.Speculate:

@@ -19,6 +19,7 @@ from genweave.compiler.passes.classify_constraints import predicate_class
 from genweave.runtime import execute
 from genweave.runtime.inference.potentials import extern
 from genweave.runtime.inference.program import ParticlePlan
+from genweave.runtime.inference.speculative.run import SpeculatePlan
 from genweave.runtime.samplers import ChainSpec, build_chain, fold
 from genweave.runtime.vocab import Vocabulary
 
@@ -36,7 +37,47 @@ def plan(program: ir.Program, vocab: Vocabulary, *, file: str = "<source>", sour
                         chat=bool(program.model and program.model.chat),
                         guarantee=decoding.guarantee or "local",
                         rejection=search.max_tries if isinstance(search, ir.Rejection) else None,
-                        particles=particle_plan(decoding, binder.evaluator))
+                        particles=particle_plan(decoding, binder.evaluator),
+                        search=search_plan(decoding, binder.evaluator),
+                        enumerate=tuple(decoding.enumerate),
+                        level="bytes" if is_byte_level(program.model) else "tokens",
+                        speculate=speculate_plan(decoding))
+
+
+def is_byte_level(model: ir.ModelRef | None) -> bool:
+    """Whether a program's model runs at byte level: declared ``bytes``, or an ensemble."""
+    return model is not None and (model.bytes or bool(model.members))
+
+
+def speculate_plan(decoding: ir.Decoding | ir.HoleDecoding) -> SpeculatePlan | None:
+    """A ``speculate`` statement (the program's or a hole's) bound for the runtime (its draft model by spec)."""
+    s = decoding.speculate
+    if s is None:
+        return None
+    params = dict(s.params)
+    return SpeculatePlan(s.variant, int(params.get("k", 4)), n=int(params.get("n", 2)),
+                         layers=int(params.get("layers", 0)), draft=s.draft.spec if s.draft is not None else None,
+                         candidates=int(params.get("candidates", 4)), width=int(params.get("width", 2)),
+                         depth=int(params.get("depth", 4)), tree=str(params.get("tree", "static")))
+
+
+def search_plan(decoding: ir.Decoding, evaluator: Evaluator) -> Any:
+    """The runtime's form of a search or selection (``beam``, ``best_of``, ``cautious``,
+    ``lookahead_tree``), else None."""
+    from genweave.runtime.inference.cautious import Cautious
+    from genweave.runtime.inference.lookahead import LookaheadTree
+    from genweave.runtime.inference.search import BeamSearch, BestOf
+
+    match decoding.search:
+        case ir.Beam(width, penalty, early, stochastic, returns):
+            return BeamSearch(width, penalty, early, stochastic, returns)
+        case ir.BestOf(n, score):
+            return BestOf(n, evaluator.compile(score))
+        case ir.Cautious(candidates, low, high, segment):
+            return Cautious(candidates, low, high, segment)
+        case ir.LookaheadTree(width, depth, rollouts, absolute, relative, edit):
+            return LookaheadTree(rollouts, width, depth, absolute, relative, edit)
+    return None
 
 
 def particle_plan(decoding: ir.Decoding, evaluator: Evaluator) -> ParticlePlan | None:
@@ -127,7 +168,25 @@ class _Binder:
         return execute.Fill(ev.rename(op.name), op.max_tokens, op.stop, where,
                             bind_hole(bound, self.vocab, self.file, self.source), _parser(constraint_ir),
                             keep_stop=op.keep_stop, check=check, prefix=prefix,
-                            heal=heal and op.heal_before)
+                            heal=heal and op.heal_before, speculate=_hole_speculation(op.decoding),
+                            chain=_hole_chain(op.decoding))
+
+
+def _hole_chain(decoding: ir.HoleDecoding | None) -> ChainSpec | None:
+    """A hole's own sampler chain (``execute.Fill.chain``): its ``for HOLE:`` block's `sample CHAIN`
+    or `greedy`; None when the block names neither (the program's chain applies)."""
+    if decoding is None or decoding.method is None:
+        return None
+    return decoding_chain(decoding)
+
+
+def _hole_speculation(decoding: ir.HoleDecoding | None) -> SpeculatePlan | bool | None:
+    """A hole's own ``speculate`` (``execute.Fill.speculate``): its ``for HOLE:`` block replaces the
+    program's inference for the hole, so a block without ``speculate`` turns speculation off (False);
+    None (no block): the program's."""
+    if decoding is None:
+        return None
+    return speculate_plan(decoding) or False
 
 
 def _parser(constraint: ir.ConstraintIR | None) -> Callable[[str], Any] | None:

@@ -47,5 +47,10 @@ class Report:
         for message, start, end in problems:
             self.error(message, span_in_string(string, self.module.source, start, end, verbatim=True))
 
+    def embedded_warnings(self, string: ast.String, notes: list[tuple[str, int, int]]) -> None:
+        """Warnings about an embedded schema, pointing into the literal."""
+        for message, start, end in notes:
+            self.warn(message, span_in_string(string, self.module.source, start, end, verbatim=True))
+
     def _span(self, span: Span) -> Span:
         return Span(span.line, span.col, span.end_line, span.end_col, self.module.file)

@@ -116,7 +116,7 @@ class _Verifier:
             raise IRError(f"hole {hole.name}: negative cost")
         if hole.guarantee is not None and hole.guarantee not in STRENGTH:
             raise IRError(f"hole {hole.name}: unknown guarantee {hole.guarantee!r}")
-        if hole.decoding is not None:
+        if hole.decoding is not None and (hole.decoding.method is not None or hole.decoding.chain):
             self.chain(hole.decoding.method, hole.decoding.chain)
 
     def constraint(self, c: ir.ConstraintIR, bound: set[str]) -> None:

@@ -7,6 +7,7 @@
 """
 
 from genweave.api import Module, Program, compile
+from genweave.constraints import ConstraintMatcher, choice, constraint, grammar, json_schema, regex
 from genweave.dsl.errors import (
     BudgetExhaustedError,
     GenArgumentError,
@@ -42,6 +43,7 @@ from genweave.samplers import Sampler, sampler
 
 __all__ = [
     "BudgetExhaustedError",
+    "ConstraintMatcher",
     "GenArgumentError",
     "GenCheckError",
     "GenError",
@@ -55,16 +57,21 @@ __all__ = [
     "Result",
     "Results",
     "Sampler",
+    "choice",
     "compile",
+    "constraint",
     "dry",
     "epsilon",
     "eta",
     "frequency_penalty",
+    "grammar",
     "greedy",
+    "json_schema",
     "logit_bias",
     "min_p",
     "mirostat",
     "presence_penalty",
+    "regex",
     "repetition_penalty",
     "sampler",
     "temperature",

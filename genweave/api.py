@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,18 @@ from genweave.compiler.plan import plan
 from genweave.dsl import ast
 from genweave.dsl.errors import GenArgumentError, GenError
 from genweave.dsl.parser import parse, parse_file
+from genweave.runtime.bytes import ByteEnsemble, ByteLM
+from genweave.runtime.bytes.program import byte_view
 from genweave.runtime.execute import run_plan
 from genweave.runtime.models.base import LanguageModel
 from genweave.runtime.models.registry import DEFAULT_MODEL, load_model
 from genweave.runtime.result import Result, Results
 
 _CONVERTERS = {"str": str, "int": int, "float": float, "bool": None}
+
+# What ``model=`` accepts: a spec, a token model, a byte-level model, or the program's declared
+# models by name (e.g. the members of an ensemble: ``model={"a": ByteLM(lm_a), "b": lm_b}``).
+ModelArg = str | LanguageModel | ByteLM | ByteEnsemble | Mapping[str, Any] | None
 
 
 def compile(source_or_path: str | Path) -> Module:  # noqa: A001 - the public verb
@@ -91,13 +97,14 @@ class Program:
     def name(self) -> str:
         return self.ir.name
 
-    def __call__(self, *, model: str | LanguageModel | None = None, draws: int | None = None,
+    def __call__(self, *, model: ModelArg = None, draws: int | None = None,
                  seed: int | None = None, functions: Mapping[str, Callable[..., Any]] | None = None,
                  **args: Any) -> Result | Results:
-        """Run the program; one draw returns a :class:`Result`, several a :class:`Results`."""
+        """Run the program; one draw returns a :class:`Result`, several (or an ``enumerate`` law) a
+        :class:`Results`."""
         return self.run(args, model=model, draws=draws, seed=seed, functions=functions)
 
-    def run(self, args: Mapping[str, Any] | None = None, *, model: str | LanguageModel | None = None,
+    def run(self, args: Mapping[str, Any] | None = None, *, model: ModelArg = None,
             draws: int | None = None, seed: int | None = None,
             functions: Mapping[str, Callable[..., Any]] | None = None) -> Result | Results:
         """Run with ``args``; ``functions`` maps each extern's ``"module:function"`` to the host's
@@ -111,8 +118,11 @@ class Program:
         seed = decoding.seed if seed is None else seed
         bound = plan(self.ir, lm.vocab, file=self.module.file, source=self.module.syntax.source,
                      functions=functions)
+        if isinstance(lm, ByteLM | ByteEnsemble):  # a byte model passed for a token-level program
+            bound = replace(bound, level="bytes")
         results = run_plan(bound, lm, values, draws=draws, seed=seed)
-        return results[0] if len(results) == 1 else results
+        # an exact law (`enumerate`) stays a collection, even of one outcome
+        return results[0] if len(results) == 1 and not bound.enumerate else results
 
     def bind(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """Check and convert the arguments (strings from the command line are parsed)."""
@@ -127,12 +137,40 @@ class Program:
                                    f"({params[missing[0]].type})")
         return {name: _convert(name, params[name].type, value) for name, value in args.items()}
 
-    def resolve_model(self, model: str | LanguageModel | None) -> LanguageModel:
-        if isinstance(model, LanguageModel):
+    def resolve_model(self, model: ModelArg) -> LanguageModel | ByteLM | ByteEnsemble:
+        """The model to run on: ``model`` (a mapping gives the declared models by name), else the
+        program's declared model; byte-level programs (``bytes``, ensembles) get byte-level views."""
+        declared = self.ir.model
+        byte_level = declared is not None and (declared.bytes or bool(declared.members))
+        if isinstance(model, ByteLM | ByteEnsemble):
             return model
-        if model is None:
-            model = self.ir.model.spec if self.ir.model else DEFAULT_MODEL
-        return load_model(model)
+        if isinstance(model, str | LanguageModel):
+            lm = model if isinstance(model, LanguageModel) else load_model(model)
+            return byte_view(lm) if byte_level else lm
+        named = dict(model or {})
+        if declared is None:
+            return load_model(DEFAULT_MODEL)
+        if declared.members:
+            return _ensemble(declared, named)
+        lm = named.get(declared.name, declared.spec)
+        lm = load_model(lm) if isinstance(lm, str) else lm
+        return byte_view(lm) if byte_level else lm
+
+
+def _ensemble(declared: ir.ModelRef, named: Mapping[str, Any]) -> ByteEnsemble:
+    """The byte-level mixture of an ``ensemble(...)`` declaration's members (models from ``named``
+    by member name, else loaded from their specs)."""
+    members = []
+    for member, _ in declared.members:
+        if member.members:
+            raise GenArgumentError(f"ensemble '{declared.name}' has the ensemble '{member.name}' as a member",
+                                   hint="list the models of both in one ensemble")
+        found = named.get(member.name, member.spec)
+        members.append(byte_view(load_model(found) if isinstance(found, str) else found))
+    if any(isinstance(m, ByteEnsemble) for m in members):
+        raise GenArgumentError(f"a member of ensemble '{declared.name}' is itself an ensemble",
+                               hint="pass a ByteLM or a token model for each member")
+    return ByteEnsemble(members, [weight for _, weight in declared.members], kind="mixture")
 
 
 def _convert(name: str, type_name: str, value: Any) -> Any:

@@ -201,12 +201,15 @@ def _constraint(c: Constraint | str) -> Constraint:
 
 
 def regex(pattern: str) -> Constraint:
-    return Constraint(ast.RegexC(make_string(pattern, verbatim=True)))
+    # A final quote cannot end a raw triple-quoted literal; an empty group after it changes nothing.
+    return Constraint(ast.RegexC(make_string(pattern + "(?:)" if pattern.endswith('"') else pattern,
+                                             verbatim=True)))
 
 
 def grammar(text: str) -> Constraint:
     """A Lark grammar (its ``start`` rule)."""
-    return Constraint(ast.LarkC(make_string(text, verbatim=True)))
+    # A final quote cannot end a raw triple-quoted literal; Lark ignores a trailing newline.
+    return Constraint(ast.LarkC(make_string(text + "\n" if text.endswith('"') else text, verbatim=True)))
 
 
 def json_schema(schema: dict | bool | str) -> Constraint:
@@ -342,8 +345,14 @@ def rejection(max_tries: int | None = None) -> ast.Method:
     return ast.Method("rejection", None, _options(max=max_tries))
 
 
-def beam(width: int) -> ast.Method:
-    return ast.Method("beam", None, _options(width=width))
+def beam(width: int, *, length_penalty: float | None = None, early_stopping: str | bool | None = None,
+         kind: str | None = None, returns: int | None = None) -> ast.Method:
+    """``beam W [length_penalty a] [early_stopping false|true|never] [kind deterministic|stochastic]
+    [returns K]`` (``early_stopping`` also takes a bool)."""
+    if isinstance(early_stopping, bool):
+        early_stopping = "true" if early_stopping else "false"
+    return ast.Method("beam", None, _options(width=width, length_penalty=length_penalty,
+                                             early_stopping=early_stopping, kind=kind, returns=returns))
 
 
 def best_of(n: int, by: Expr | str) -> ast.BestOf:
@@ -351,12 +360,19 @@ def best_of(n: int, by: Expr | str) -> ast.BestOf:
     return ast.BestOf(None, _options(n=n), score.node)
 
 
-def cautious(*, candidates: int | None = None, entropy: float | None = None) -> ast.Method:
-    return ast.Method("cautious", None, _options(candidates=candidates, entropy=entropy))
+def cautious(*, candidates: int | None = None, entropy_low: float | None = None,
+             entropy_high: float | None = None, segment: int | None = None) -> ast.Method:
+    """``cautious [candidates N] [entropy_low a] [entropy_high b] [segment L]``."""
+    return ast.Method("cautious", None, _options(candidates=candidates, entropy_low=entropy_low,
+                                                 entropy_high=entropy_high, segment=segment))
 
 
-def lookahead_tree(*, width: int | None = None, depth: int | None = None) -> ast.Method:
-    return ast.Method("lookahead_tree", None, _options(width=width, depth=depth))
+def lookahead_tree(*, width: int | None = None, depth: int | None = None, rollouts: int | None = None,
+                   absolute: float | None = None, relative: float | None = None,
+                   edit: float | None = None) -> ast.Method:
+    """``lookahead_tree [width m] [depth r] [rollouts n] [absolute a] [relative b] [edit e]``."""
+    return ast.Method("lookahead_tree", None, _options(width=width, depth=depth, rollouts=rollouts,
+                                                       absolute=absolute, relative=relative, edit=edit))
 
 
 def speculate(variant: str, **options: object) -> ast.Speculate:

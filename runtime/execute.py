@@ -21,6 +21,7 @@ import torch
 
 from genweave.dsl.errors import BudgetExhaustedError, GenModelError, GenRuntimeError, NoValidTokenError
 from genweave.runtime import chat
+from genweave.runtime.constraints.prefetch import MaskPrefetcher
 from genweave.runtime.models.base import LanguageModel
 from genweave.runtime.result import Result, Results
 from genweave.runtime.samplers import ChainSpec, gumbel_argmax, unpack_mask
@@ -67,6 +68,11 @@ class Fill:
     # A prefix-monotone predicate on the hole's text (a `where` with a `prefix` extern): particle
     # inference (smc, awrs) checks it token by token; `check` still decides on the finished value.
     prefix: Callable[[str], bool] | None = None
+    # The hole's own sampler chain (its `for HOLE:` block names `sample`/`greedy`); None: the plan's.
+    chain: ChainSpec | None = None
+    # The hole's own speculation (its `for HOLE:` block): a SpeculatePlan, or False when that block
+    # has no `speculate` (decoded token by token); None: the program's (``Plan.speculate``).
+    speculate: Any = None
 
 
 @dataclass(frozen=True)
@@ -130,16 +136,44 @@ class Plan:
     guarantee: str = "local"
     rejection: int | None = None
     particles: Any = None
+    # Search and selection (``beam``, ``best_of``, ``cautious``, ``lookahead_tree``) and the holes
+    # whose exact distribution is wanted (``enumerate``): run by :mod:`genweave.runtime.inference.search`.
+    search: Any = None
+    enumerate: tuple[str, ...] = ()
+    # "bytes": the model is byte-level (``bytes``, an ensemble); the holes are bound against the
+    # byte vocabulary and filled byte by byte by :mod:`genweave.runtime.bytes.program`.
+    level: str = "tokens"
+    # ``speculate`` (a :class:`~genweave.runtime.inference.speculative.SpeculatePlan`): holes are
+    # decoded in draft-and-verify rounds by :mod:`genweave.runtime.inference.speculative.run`.
+    speculate: Any = None
+
+
+def hole_chain(plan: Plan, hole: Fill) -> ChainSpec:
+    """The sampler chain hole ``hole`` draws through: its own, else the program's."""
+    return hole.chain if hole.chain is not None else plan.chain
 
 
 def run_plan(plan: Plan, model: LanguageModel, args: Env, *, draws: int = 1,
              seed: int | None = None) -> Results:
     """Run ``plan`` ``draws`` times as one batch and return every draw."""
+    if plan.level == "bytes":
+        from genweave.runtime.bytes.program import run_bytes  # it builds on this module
+
+        return run_bytes(plan, model, args, draws, seed)
     generator = torch.Generator(device=model.device).manual_seed(seed) if seed is not None else None
     if plan.particles is not None:
         from genweave.runtime.inference.program import run_particles  # it builds on this module
 
         return run_particles(plan, model, args, draws, generator)
+    if plan.search is not None or plan.enumerate:
+        from genweave.runtime.inference.search import run_search  # it builds on this module
+
+        return run_search(plan, model, args, draws, generator)
+    if plan.rejection is None:
+        from genweave.runtime.inference.speculative import run as speculative  # it builds on this module
+
+        if speculative.speculates(plan):  # the program's `speculate`, or a hole's own
+            return speculative.run_speculative(plan, model, args, draws, generator)
     if plan.rejection is None:
         run = _Run(plan, model, args, draws, generator)
         run.execute(plan.steps, _Group(list(range(draws)), None))
@@ -255,18 +289,24 @@ class _Run:
                 self._fill(step, group)
 
     # --- chat ----------------------------------------------------------------------------------
+    # Raw text (text or holes outside any role block) goes to the context verbatim, outside the
+    # template: ``messages`` then holds a ``{"role": None}`` entry collecting it, which the template
+    # never sees; each role's template text is found against the template's own rendering.
     def _open_role(self, role: str, rows: list[int]) -> None:
         for row in rows:
-            before = self.emitted[row] + self.pending[row]
-            prefix = chat.open_message(self.model, self.messages[row], role)
+            real = _templated(self.messages[row])
+            before = chat.close_message(self.model, real) if real else ""
+            prefix = chat.open_message(self.model, real, role)
             self.pending[row] += chat.continuation(before, prefix, self.model, role)
             self.messages[row].append({"role": role, "content": ""})
 
     def _close_role(self, role: str, rows: list[int]) -> None:
         for row in rows:
-            before = self.emitted[row] + self.pending[row]
-            after = chat.close_message(self.model, self.messages[row])
+            real = _templated(self.messages[row])
+            before = chat.open_message(self.model, real[:-1], role) + real[-1]["content"]
+            after = chat.close_message(self.model, real)
             self.pending[row] += chat.continuation(before, after, self.model, role)
+            self.messages[row].append({"role": None, "content": ""})
 
     # --- tokens --------------------------------------------------------------------------------
     def _flush(self, group: _Group) -> None:
@@ -300,14 +340,29 @@ class _Run:
             self.pending[row] = ""
 
     # --- holes ---------------------------------------------------------------------------------
+    # Compute each step's constraint mask on a background thread while the forward pass of the
+    # step before runs (runtime/constraints/prefetch.py); results are identical either way.
+    overlap_masks = True
+
     def _fill(self, hole: Fill, group: _Group) -> None:
         model, rows = self.model, group.rows
         checking = self.plan.rejection is not None  # propose from the model, check at the end
         fill = _HoleDecoding(hole, len(rows), model.vocab, masked=not checking)
         if hole.heal and not checking:
             self._heal(hole, group, fill)
-        self._flush(group)
-        chain = self.plan.chain.compile(len(model.vocab), device=model.device, batch=len(rows))
+        shape = torch.Size((len(rows), self.allowed.shape[-1]))
+        overlap = self.overlap_masks and fill.constrained
+        with MaskPrefetcher(lambda: fill.mask(self.allowed, shape), overlap=overlap) as prefetch:
+            prefetch.start()  # the first mask overlaps the prompt's forward pass
+            self._flush(group)
+            self._decode_hole(hole, group, fill, prefetch)
+        self._finish_hole(hole, fill, rows)
+
+    def _decode_hole(self, hole: Fill, group: _Group, fill: _HoleDecoding, prefetch: MaskPrefetcher) -> None:
+        """Draw the hole's tokens step by step; the next step's mask is started (``prefetch``) as
+        soon as the drawn tokens are recorded, so it is computed during the forward pass."""
+        model, rows = self.model, group.rows
+        chain = hole_chain(self.plan, hole).compile(len(model.vocab), device=model.device, batch=len(rows))
         chain_state = chain.new_state(len(rows), [self.tokens[r] for r in rows]) if chain.stateful else None
         budget = hole.max_tokens if hole.max_tokens is not None else self._context_left(rows)
         if hole.constraint is not None or not fill.masked:
@@ -316,7 +371,7 @@ class _Run:
             budget += 1
         for position in range(budget):
             logits = model.logits(group.state)
-            mask = fill.mask(self.allowed, logits.shape)
+            mask = prefetch.take()
             where = f"hole '{hole.name}' ({hole.where}), token {position}"
             logprobs = chain.logprobs(logits, chain_state, mask=mask, context=where)
             tokens = logprobs.argmax(dim=-1) if chain.is_greedy else gumbel_argmax(logprobs, self.generator)
@@ -328,6 +383,8 @@ class _Run:
             if chain_state is not None:
                 chain_state.advance([t if on else -1 for t, on in zip(token_list, fill.active)])
             feed = fill.advance(token_list, over_budget=position == hole.max_tokens)
+            if any(fill.active) and position + 1 < budget:
+                prefetch.start()  # the next step's mask, while the model extends
             if any(feed):
                 lengths = None if all(feed) else torch.tensor(feed, dtype=torch.long, device=tokens.device)
                 group.state, _ = model.extend(group.state, tokens[:, None], lengths)
@@ -335,7 +392,6 @@ class _Run:
                 break
         else:
             self._out_of_budget(hole, fill, rows)
-        self._finish_hole(hole, fill, rows)
 
     def _heal(self, hole: Fill, group: _Group, fill: _HoleDecoding) -> None:
         """Token healing at the boundary: each row's pending text (which may end inside a token)
@@ -433,6 +489,11 @@ class _Run:
         return out
 
 
+def _templated(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The messages the chat template renders (raw-text entries left out)."""
+    return [m for m in messages if m["role"] is not None]
+
+
 def _items_key(loop: Loop) -> str:
     return f"\x00items:{id(loop)}"
 
@@ -455,10 +516,15 @@ class _HoleDecoding:
         self.states = [self.constraint.initial()] * batch if self.constraint is not None else None
         self.eos = frozenset(vocab.eos_ids)
 
+    @property
+    def constrained(self) -> bool:
+        """Whether the masks depend on constraint states (else they are the text-token mask)."""
+        return self.constraint is not None and self.masked
+
     def mask(self, allowed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
         """Bool ``[B, V]``: text tokens, narrowed in each active row to what its constraint allows."""
         full = allowed.expand(shape)
-        if self.constraint is None or not self.masked:
+        if not self.constrained:
             return full
         rows = [k for k, on in enumerate(self.active) if on]
         packed = self.constraint.mask([self.states[k] for k in rows]).to(allowed.device)

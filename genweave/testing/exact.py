@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from genweave.runtime import chat
-from genweave.runtime.execute import Assign, Branch, Emit, Fill, Loop, Plan, Return, Role, Weigh
+from genweave.runtime.execute import Assign, Branch, Emit, Fill, Loop, Plan, Return, Role, Weigh, hole_chain
 from genweave.runtime.models.base import LanguageModel
 from genweave.runtime.samplers.draw import unpack_mask
 from genweave.runtime.textmask import text_token_mask
@@ -101,8 +101,8 @@ class _Trace:
 class _Walker:
     def __init__(self, plan: Plan, model: LanguageModel, target: str):
         self.plan, self.model, self.target = plan, model, target
-        self.chain = plan.chain.compile(len(model.vocab), batch=1)
-        if target == "global" and self.chain.is_greedy:
+        self.chains: dict[int, Any] = {}  # id(ChainSpec) -> compiled chain
+        if target == "global" and self._chain(plan.chain).is_greedy:
             raise ValueError("the global target of greedy decoding is not a distribution; use target='local'")
         self.allowed = text_token_mask(model.vocab, "cpu")
         self.mass: dict[tuple, float] = {}
@@ -183,7 +183,7 @@ class _Walker:
             self.dead_end += math.exp(logp) if self.target == "local" else 0.0
             return
         masks = [*masks, allowed]
-        step = self._step_logprobs(trace.tokens, generated, masks)
+        step = self._step_logprobs(hole, trace.tokens, generated, masks)
         for token in torch.nonzero(allowed & torch.isfinite(step)).flatten().tolist():
             lp = float(step[token])
             if token in self.eos:
@@ -196,7 +196,15 @@ class _Walker:
             self._step(hole, rest, trace, [*generated, token], text + self.model.vocab.token_bytes[token],
                        nxt, logp + lp, masks)
 
-    def _step_logprobs(self, prompt: list[int], generated: list[int],
+    def _chain(self, spec: Any) -> Any:
+        if id(spec) not in self.chains:
+            self.chains[id(spec)] = spec.compile(len(self.model.vocab), batch=1)
+            if self.target == "global" and self.chains[id(spec)].is_greedy:
+                raise ValueError("the global target of greedy decoding is not a distribution; "
+                                 "use target='local'")
+        return self.chains[id(spec)]
+
+    def _step_logprobs(self, hole: Fill, prompt: list[int], generated: list[int],
                        masks: list[torch.Tensor]) -> torch.Tensor:
         """Next-token log-probs of the law being enumerated (``[V]``), after the sampler chain.
 
@@ -205,7 +213,7 @@ class _Walker:
         executor advances them. Local law: the chain sees the mask (renormalized); global target:
         the chain's unmasked law (the caller restricts it to the mask without renormalizing).
         """
-        chain = self.chain
+        chain = self._chain(hole_chain(self.plan, hole))
         state = chain.new_state(1, [prompt]) if chain.stateful else None
         context = list(prompt)
         for token, allowed in zip(generated, masks):

@@ -44,6 +44,10 @@ much as reading the weights, so one call over all rows beats one call per group 
 
 **Pruning.** ``beam=K`` keeps the K heaviest hypotheses after each byte and ``prune=τ`` drops those
 whose weight is below ``τ`` times the total; candidates are pruned before their LM call is made.
+With ``keep_boundary=True`` the heaviest hypothesis at a token boundary is kept as well (one more
+row when the K kept are all inside tokens), so a pruned beam never loses end of text or the bytes
+that start a new token: a constraint that must end the text here keeps positive mass. (Without it,
+the bound rises with K; with it, it need not.)
 
 >>> from genweave.runtime.models import ToyLM
 >>> byte_lm = ByteLM(ToyLM([b"a", b"b", b"ab"], seed=1))
@@ -63,12 +67,12 @@ from typing import Any
 
 import torch
 
-from genweave.dsl.errors import GenArgumentError, GenRuntimeError
+from genweave.dsl.errors import GenArgumentError, GenModelError, GenRuntimeError
+from genweave.runtime.bytes.alphabet import EOT, byte_vocabulary
 from genweave.runtime.bytes.tokenization import Tokenization, tokenization_of
 from genweave.runtime.bytes.trie import ByteTrie
 from genweave.runtime.models.base import LanguageModel
 
-EOT = 256  # index of "end of text" in next-byte log-probs
 MODES = ("all", "canonical")
 _NEG_INF = float("-inf")
 
@@ -122,6 +126,7 @@ class ByteLM:
 
     ``mode``: ``"all"`` (every tokenization) or ``"canonical"``; ``beam``: keep at most this many
     hypotheses (None: all); ``prune``: drop hypotheses below this share of the total weight;
+    ``keep_boundary``: when pruning, also keep the heaviest token-boundary hypothesis;
     ``settle``: prefill the settled head of a prompt as tokens; ``context``: tokens before every
     text (default ``model.bos_ids``); ``tokenization``: how the tokenizer writes bytes (default
     :func:`tokenization_of`).
@@ -129,7 +134,7 @@ class ByteLM:
 
     def __init__(self, model: LanguageModel, *, mode: str = "all", beam: int | None = None,
                  prune: float = 0.0, settle: bool = True, context: Sequence[int] | None = None,
-                 tokenization: Tokenization | None = None):
+                 tokenization: Tokenization | None = None, keep_boundary: bool = False):
         if mode not in MODES:
             raise GenArgumentError(f"unknown byte-level mode {mode!r}", hint="use 'all' or 'canonical'")
         if beam is not None and beam < 1:
@@ -137,10 +142,13 @@ class ByteLM:
         if not 0.0 <= prune < 1.0:
             raise GenArgumentError(f"prune must lie in [0, 1), not {prune}")
         self.model, self.mode, self.beam, self.prune, self.settle = model, mode, beam, prune, settle
+        self.keep_boundary = keep_boundary
         self.trie = ByteTrie.of(model.vocab)
         self.tokenization = tokenization if tokenization is not None else tokenization_of(model)
         self.context = tuple(model.bos_ids) if context is None else tuple(int(t) for t in context)
         self.device = model.device
+        self.name = f"bytes({model.name})"
+        self.vocab = byte_vocabulary()  # its outcomes: 256 bytes, then end of text (EOT)
         self._text_or_eos = (self.trie.text_mask | self.trie.eos_mask).to(self.device)
         self._eos = self.trie.eos_mask.to(self.device)
         self._eos_ids = torch.tensor(model.vocab.eos_ids, dtype=torch.long, device=self.device)
@@ -171,6 +179,41 @@ class ByteLM:
                           torch.zeros(1, dtype=torch.float64, device=self.device), logprobs,
                           self.trie.masses(logprobs.exp()), state, (0,))
         return self.advance_bytes(start, prompt[settled:])
+
+    def prefill_many(self, prompts: Sequence[bytes]) -> list[ByteState]:
+        """The beams after each prompt: the settled heads in one batched LM call, then the tails
+        byte by byte, the beams that still read a byte advancing together (one call per byte).
+        Equal prompts share one beam."""
+        prompts = [bytes(p) for p in prompts]
+        distinct = list(dict.fromkeys(prompts))
+        settled = [self.tokenization.settled_length(p) if self.settle else 0 for p in distinct]
+        heads = [tuple(self.tokenization.encode(p[:n])) if n else () for p, n in zip(distinct, settled)]
+        try:
+            lm_state = self.model.prefill([list(self.context + head) for head in heads])
+        except GenModelError as error:
+            if all(self.context + head for head in heads):
+                raise
+            raise GenModelError(f"{self!r} needs a token to start from, but the text {distinct[0][:40]!r} has "
+                                f"no settled head and the model no BOS ({error.message})",
+                                hint="start the program with a longer prompt (a few words)") from None
+        logprobs = self._restrict(self.model.logits(lm_state), list(heads))
+        masses = self.trie.masses(logprobs.exp())
+        states = [ByteState(self.context, p[:n], head, b"", ((),), (0,),
+                            torch.zeros(1, dtype=torch.float64, device=self.device), logprobs[i:i + 1],
+                            masses[i:i + 1], lm_state, (i,))
+                  for i, (p, n, head) in enumerate(zip(distinct, settled, heads))]
+        tails = [p[n:] for p, n in zip(distinct, settled)]
+        for position in range(max((len(t) for t in tails), default=0)):
+            moving = [i for i, tail in enumerate(tails) if len(tail) > position]
+            for i, state in zip(moving, self.advance_many([(states[i], tails[i][position]) for i in moving])):
+                states[i] = state
+        found = dict(zip(distinct, states))
+        return [found[p] for p in prompts]
+
+    @property
+    def exact(self) -> bool:
+        """Whether no hypothesis is ever pruned (next-byte distributions are exact)."""
+        return self.beam is None and self.prune == 0.0
 
     def advance_bytes(self, state: ByteState, data: bytes) -> ByteState:
         """The beam after reading ``data`` more bytes."""
@@ -383,6 +426,8 @@ class _Step:
         keep = byte_lm._prune(torch.cat([partial[2], root[2]])).tolist()
         count = len(partial[0])
         chosen = [i - count for i in keep if i >= count]
+        if byte_lm.keep_boundary and not chosen and len(root[1]) and bool(torch.isfinite(root[2].max())):
+            chosen = [int(root[2].argmax())]  # keep a token boundary (see "Pruning")
         return cls(state, byte, [partial[0][i] for i in keep if i < count],
                    [partial[1][i] for i in keep if i < count], [root[0][j] for j in chosen],
                    [int(root[1][j]) for j in chosen], root[2][chosen])

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from genweave.dsl.errors import GenArgumentError, GenRuntimeError
+from genweave.runtime.bytes.alphabet import byte_vocabulary
 from genweave.runtime.bytes.byte_lm import ByteLM, ByteState
 
 KINDS = ("mixture", "product", "power")
@@ -60,10 +61,29 @@ class ByteEnsemble:
         self.members, self.kind, self.alpha = tuple(members), kind, float(alpha)
         total = sum(weights)
         self.weights = tuple(weights) if kind == "product" else tuple(w / total for w in weights)
+        self.device = self.members[0].device
+        self.vocab = byte_vocabulary()  # its outcomes: 256 bytes, then end of text (EOT)
+        self.name = f"{kind}({', '.join(m.name for m in self.members)})"
+
+    def __repr__(self) -> str:
+        return f"ByteEnsemble({list(self.members)!r}, weights={list(self.weights)}, kind={self.kind!r})"
+
+    @property
+    def exact(self) -> bool:
+        """Whether every member's next-byte distributions are exact (no pruning)."""
+        return all(member.exact for member in self.members)
 
     def prefill(self, prompt: bytes = b"") -> EnsembleState:
         """Every member's beam after ``prompt``."""
         return EnsembleState(tuple(member.prefill(prompt) for member in self.members), bytes(prompt))
+
+    def prefill_many(self, prompts: list[bytes]) -> list[EnsembleState]:
+        """Every member's beams after each prompt (each member batches its prompts; equal prompts
+        share one state)."""
+        distinct = list(dict.fromkeys(bytes(p) for p in prompts))
+        per_member = [member.prefill_many(distinct) for member in self.members]
+        found = {prompt: EnsembleState(tuple(states), prompt) for prompt, states in zip(distinct, zip(*per_member))}
+        return [found[bytes(p)] for p in prompts]
 
     def advance(self, state: EnsembleState, byte: int) -> EnsembleState:
         """Every member's beam after one more byte."""

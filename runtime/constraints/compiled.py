@@ -65,6 +65,9 @@ class MaskRows:
 class CompiledConstraint:
     """A regular language compiled against one vocabulary (see the module docstring)."""
 
+    #: masks are rows cached per automaton state: cheap enough to apply at every step
+    cached_masks = True
+
     def __init__(self, dfa: ByteDFA, trie: TokenTrie, description: str = ""):
         self.dfa = dfa
         self.trie = trie

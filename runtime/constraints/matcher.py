@@ -53,8 +53,8 @@ class Matcher:
         eos = self.constraint.eos_ids
         for token in token_ids:
             token = int(token)
-            if ended:
-                state = state if token in eos else self.constraint.dead_state()
+            if ended:  # only EOS may pad an ended row; anything else kills it (and ends "ended")
+                state, ended = (state, True) if token in eos else (self.constraint.dead_state(), False)
             else:
                 state = self.constraint.advance(state, token)
                 ended = token in eos and not self.constraint.is_dead(state)

@@ -140,7 +140,7 @@ def _build_nodes(offsets, data):  # pragma: no cover - compiled
     return node_byte[:n].copy(), node_depth[:n].copy(), node_end[:n].copy(), lo[:n].copy(), hi[:n].copy()
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _walk_one(trie_byte, trie_depth, trie_end, trie_lo, trie_hi, sorted_tokens, transitions,
               accepting, start, allowed, complete, path):  # pragma: no cover - compiled
     """OR into ``allowed`` every text token readable from ``start``, into ``complete`` those that
@@ -165,7 +165,7 @@ def _walk_one(trie_byte, trie_depth, trie_end, trie_lo, trie_hi, sorted_tokens, 
         i += 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def walk_states(trie_byte, trie_depth, trie_end, trie_lo, trie_hi, sorted_tokens, transitions,
                 accepting, states, allowed, complete, max_depth):  # pragma: no cover - compiled
     """Mask rows ``allowed[i]``/``complete[i]`` of ``states[i]`` (rows must start zeroed); with a
@@ -177,7 +177,7 @@ def walk_states(trie_byte, trie_depth, trie_end, trie_lo, trie_hi, sorted_tokens
                   accepting, states[i], allowed[i], complete[row], path)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def advance_tokens(transitions, accepting, token_offsets, token_data, token_kind, states,
                    tokens, out):  # pragma: no cover - compiled
     """``out[i]``: the state after token ``tokens[i]`` from ``states[i]`` (-1 = dead). EOS keeps an

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from genweave.dsl.errors import GenArgumentError, NaNLogitsError
+from genweave.runtime.inference.successive import successive_draws
 
 NEG_INF = float("-inf")
 _TINY64 = torch.finfo(torch.float64).tiny
@@ -139,7 +140,14 @@ def gumbel_keys(logw: torch.Tensor, generator: torch.Generator | None) -> torch.
 def walk_orders(logw: torch.Tensor, probs: torch.Tensor, generator: torch.Generator | None,
                 topk: int, removed: torch.Tensor | None = None) -> list[ListOrder]:
     """One without-replacement order per row of ``logw`` (float64 ``[B, V]``; ``probs`` the
-    normalized weights), skipping ``removed`` tokens (bool ``[B, V]``). One device-to-host copy."""
+    normalized weights), skipping ``removed`` tokens (bool ``[B, V]``). One device-to-host copy.
+
+    On the CPU without ``removed``, the first ``topk`` tokens come from successive inverse-CDF
+    draws (:mod:`~genweave.runtime.inference.successive`, the same law, a fraction of the cost);
+    elsewhere from the top ``topk`` Gumbel keys. Either way a walk past them continues with exact
+    Gumbel keys over the tokens not listed yet."""
+    if removed is None and logw.device.type == "cpu":
+        return _successive_orders(probs, generator, topk)
     keys = gumbel_keys(logw, generator)
     pool = probs
     if removed is not None:
@@ -155,18 +163,39 @@ def walk_orders(logw: torch.Tensor, probs: torch.Tensor, generator: torch.Genera
     orders = []
     for b, row in enumerate(host):
         n = finite[b]
-        fallback = None if n < k else _full_order(keys[b], pool[b])
+        fallback = None if n < k else _continuation(pool[b], row[2 * k: 2 * k + n], generator)
         orders.append(ListOrder(row[2 * k: 2 * k + n], row[k: k + n], row[3 * k] if n == k else 0.0, fallback))
     return orders
 
 
-def _full_order(keys: torch.Tensor, pool: torch.Tensor) -> Callable[[], tuple[list[int], list[float]]]:
-    """The whole row in key order (tokens of finite key), computed only if a walk needs it."""
+def _successive_orders(probs: torch.Tensor, generator: torch.Generator | None, topk: int) -> list[ListOrder]:
+    """CPU orders whose first tokens are successive draws; the tail mass is a sum over the tokens
+    not listed (never ``1 -`` the listed mass)."""
+    k = min(topk, probs.shape[1])
+    u = torch.rand((probs.shape[0], k), dtype=torch.float64, generator=generator)
+    tokens, counts, tail = successive_draws(probs.numpy(), u.numpy())
+    picked = np.take_along_axis(probs.numpy(), np.maximum(tokens, 0), axis=1)
+    orders = []
+    for b, (n, row_tokens, row_probs, rest) in enumerate(zip(counts.tolist(), tokens.tolist(), picked.tolist(),
+                                                              tail.tolist())):
+        fallback = _continuation(probs[b], row_tokens[:n], generator) if rest > 0.0 else None
+        orders.append(ListOrder(row_tokens[:n], row_probs[:n], rest, fallback))
+    return orders
+
+
+def _continuation(pool: torch.Tensor, listed: Sequence[int], generator: torch.Generator | None,
+                  ) -> Callable[[], tuple[list[int], list[float]]]:
+    """The whole order: ``listed``, then the other tokens of positive mass by fresh Gumbel keys
+    (computed only if a walk needs it)."""
 
     def full() -> tuple[list[int], list[float]]:
+        keys = gumbel_keys(pool.log(), generator)
+        if listed:
+            keys[torch.as_tensor(listed, dtype=torch.long, device=keys.device)] = NEG_INF
         order = keys.argsort(descending=True)
         order = order[: int(torch.isfinite(keys).sum())]
-        return order.tolist(), pool[order].tolist()
+        rest = order.tolist()
+        return [*listed, *rest], [*pool[torch.as_tensor(listed, dtype=torch.long)].tolist(), *pool[order].tolist()]
     return full
 
 
@@ -272,7 +301,7 @@ def awrs(logw: torch.Tensor, condition: Condition, generator: torch.Generator | 
     token without a condition call). See the module docstring for the law and the weights."""
     logw = logw.to(torch.float64)
     log_z = torch.logsumexp(logw, dim=-1, keepdim=True)
-    probs = torch.where(torch.isfinite(log_z), (logw - log_z).exp(), torch.zeros_like(logw))
+    probs = torch.softmax(logw, dim=-1).masked_fill_(~torch.isfinite(log_z), 0.0)  # dead rows: no mass
     log_z_host = log_z.squeeze(1).cpu().numpy()
     if np.isnan(log_z_host).any():
         raise NaNLogitsError(f"NaN log-weights in AWRS row {int(np.flatnonzero(np.isnan(log_z_host))[0])}",

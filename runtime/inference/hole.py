@@ -88,8 +88,8 @@ class Condition:
     """The hard part of a hole that AWRS checks token by token: the constraint and the boolean
     prefix potentials (``folded``), on the particles' current states."""
 
-    def __init__(self, hole: Hole, vocab: Vocabulary):
-        self.constraint = hole.constraint
+    def __init__(self, hole: Hole, vocab: Vocabulary, *, with_constraint: bool = True):
+        self.constraint = hole.constraint if with_constraint else None  # None: masked by the caller
         self.potentials = [p for p, f in zip(hole.potentials, hole.foldable) if f]
         self.index = [k for k, f in enumerate(hole.foldable) if f]
         self.token_bytes = vocab.token_bytes

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genweave.runtime.execute import Env, Fill, Plan, _Group, _Run
+from genweave.runtime.execute import Env, Fill, Plan, _Group, _Run, hole_chain
 from genweave.runtime.inference.awrs import AWRSConfig
 from genweave.runtime.inference.hole import Hole
 from genweave.runtime.inference.potentials import NEG_INF, Potential, predicate
@@ -125,7 +125,7 @@ class _ParticleRun(_Run):
             # then only checked on the value (complete-only), which is still exact.
             potentials = (predicate(hole.prefix, prefix=True, name=f"where on {hole.name}"),)
         budget = hole.max_tokens if hole.max_tokens is not None else self._context_left(rows)
-        return Hole(hole.constraint, potentials, budget, self._compiled(self.plan.chain, len(rows)))
+        return Hole(hole.constraint, potentials, budget, self._compiled(hole_chain(self.plan, hole), len(rows)))
 
     def _config(self, rows: int) -> SMCConfig:
         return self.particles.config(rows, self._compiled(self.particles.proposal_chain, rows))

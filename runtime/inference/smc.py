@@ -119,7 +119,10 @@ class ParticleFilter:
         self.particles = ParticleSet(hole, model.vocab, rows, config.twist, config.twist_every, log_weights)
         self.chain_state = _new_state(hole.chain, rows, histories)
         self.proposal_state = _new_state(config.proposal_chain, rows, histories)
-        self.condition = Condition(hole, model.vocab)
+        # Constraints with cached per-state masks (regular and finite languages) are masked before
+        # AWRS, which then checks only what cannot be masked cheaply (prefix predicates).
+        self.premask = config.proposal == "awrs" and getattr(hole.constraint, "cached_masks", False)
+        self.condition = Condition(hole, model.vocab, with_constraint=not self.premask)
         self.origin = np.arange(rows)
         self.steps = 0
         self.draws = np.zeros(runs, dtype=np.int64)
@@ -184,7 +187,11 @@ class ParticleFilter:
             b = rows[j]
             return allows(particles.cstates[b], particles.pstates[b], token)
 
-        draw = awrs(proposal.index_select(0, index), condition, self.generator, self.config.awrs)
+        logw = proposal.index_select(0, index)
+        if self.premask:
+            allowed = constraint_allowed(self.hole.constraint, [particles.cstates[b] for b in rows], logw.shape[1])
+            logw = logw.masked_fill(~allowed.to(logw.device), NEG_INF)
+        draw = awrs(logw, condition, self.generator, self.config.awrs)
         log_w = draw.log_weights
         if self.config.proposal_chain is not None:
             tokens = torch.as_tensor(np.maximum(draw.tokens, 0), device=index.device)

@@ -18,6 +18,17 @@ A *state* holds one row per sequence of a batch. The contract every backend hono
   the kept context (the caller has them from the ``extend`` that appended the dropped positions).
   The input state must not be used afterwards. Optional: backends without it raise
   :class:`GenModelError`.
+* ``rollback(state, dropped, logprobs) -> state``: like ``crop`` with a count per row: drops the
+  last ``dropped[b]`` appended tokens of row ``b`` (speculative decoding, where rows accept drafts
+  of different lengths). The default handles equal counts with ``crop``.
+* ``extend_tree(state, tokens[B, M], parents[B, M], lengths) -> (state, logprobs[B, M, V])``: one
+  forward over a tree of tokens per row (tree attention): node ``i`` sees the row's context and its
+  ancestors (``parents[b, i]``, ``-1`` for the context, parents before children); ``logprobs[b, i]``
+  is the distribution after the path to node ``i``. ``keep_path(state, kept, logprobs)`` must follow:
+  it appends nodes ``kept[b]`` (a path from the context, in order) to row ``b``. Optional.
+* ``early_exit(layers) -> LanguageModel``: the same model cut after its first ``layers`` layers
+  (final norm and output head kept), a draft for self-speculative decoding over the same
+  vocabulary. Optional: backends without it raise :class:`GenModelError`.
 
 Log-probs are float32 for ``HFModel`` and float64 for ``ToyLM``; both are on ``model.device``.
 """
@@ -62,6 +73,29 @@ class LanguageModel(ABC):
         """Drop the last ``n`` appended positions of every row (see the module docstring)."""
         raise GenModelError(f"model {self.name!r} cannot roll back its state",
                             hint="use a strategy without draft rollback (no speculative decoding)")
+
+    def rollback(self, state: Any, dropped: torch.Tensor | Sequence[int], logprobs: torch.Tensor) -> Any:
+        """Drop the last ``dropped[b]`` appended tokens of row ``b`` (see the module docstring)."""
+        counts = torch.as_tensor(dropped, dtype=torch.long).tolist()
+        if len(set(counts)) > 1:
+            raise GenModelError(f"model {self.name!r} cannot roll back rows by different amounts",
+                                hint="use a strategy without draft rollback (no speculative decoding)")
+        return self.crop(state, counts[0] if counts else 0, logprobs)
+
+    def extend_tree(self, state: Any, tokens: torch.Tensor, parents: torch.Tensor,
+                    lengths: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        """Score a tree of tokens per row in one forward (see the module docstring)."""
+        raise GenModelError(f"model {self.name!r} cannot score token trees",
+                            hint="use a speculative method with chain drafts (draft, ngram, self)")
+
+    def keep_path(self, state: Any, kept: Sequence[Sequence[int]], logprobs: torch.Tensor) -> Any:
+        """Keep one path of the tree scored by ``extend_tree`` (see the module docstring)."""
+        raise GenModelError(f"model {self.name!r} cannot score token trees")
+
+    def early_exit(self, layers: int) -> LanguageModel:
+        """This model cut after ``layers`` layers (see the module docstring)."""
+        raise GenModelError(f"model {self.name!r} cannot draft with its own first layers",
+                            hint="use `speculate draft MODEL` or `speculate ngram` instead of `speculate self`")
 
     @property
     def eos_ids(self) -> tuple[int, ...]:

@@ -41,6 +41,8 @@ class HFState:
       any padding (then every row holds ``length`` real tokens).
     * ``positions``: ``[B]`` long, the position id of each row's next token (its count of real
       tokens); ``None`` exactly when ``mask`` is.
+    * ``tree``: after :meth:`HFModel.extend_tree`, the number of trailing slots holding the scored
+      tree (padding until :meth:`HFModel.keep_path` keeps one path), else 0.
     """
 
     cache: DynamicCache
@@ -48,6 +50,7 @@ class HFState:
     length: int
     mask: torch.Tensor | None = None
     positions: torch.Tensor | None = None
+    tree: int = 0  # slots of a scored tree at the end, waiting for ``keep_path``
 
     @property
     def batch_size(self) -> int:
@@ -183,6 +186,83 @@ class HFModel(LanguageModel):
         return HFState(state.cache, logprobs, state.length - n, state.mask[:, :state.length - n],
                        state.positions - dropped)
 
+    def rollback(self, state: HFState, dropped: torch.Tensor | Sequence[int], logprobs: torch.Tensor) -> HFState:
+        """Drop the last ``dropped[b]`` real tokens of row ``b`` (speculative rejection, per row).
+
+        Equal counts are a :meth:`crop`. Otherwise the dropped slots become padding (mask 0, and the
+        row's next position id goes back), and trailing slots that are padding in every row are cut
+        from the cache. The input state must not be used afterwards.
+        """
+        counts = torch.as_tensor(dropped, dtype=torch.long, device=self.device)
+        if counts.numel() == 0 or bool((counts == counts[0]).all()):
+            return self.crop(state, int(counts[0]) if counts.numel() else 0, logprobs)
+        mask, positions = _explicit_padding(state, self.device)
+        after = mask.flip(1).cumsum(1).flip(1)  # real tokens at or after each slot, per row
+        mask = mask * ((after > counts[:, None]) | (mask == 0)).long()
+        real = (mask.sum(0) > 0).nonzero()
+        keep = int(real[-1]) + 1 if real.numel() else 0
+        if keep < state.length:
+            state.cache.crop(keep - state.length)
+        return HFState(state.cache, logprobs, keep, mask[:, :keep].contiguous(), positions - counts)
+
+    def extend_tree(self, state: HFState, tokens: torch.Tensor, parents: torch.Tensor,
+                    lengths: torch.Tensor) -> tuple[HFState, torch.Tensor]:
+        """Score a tree of tokens per row in one forward; returns ``(state, logprobs[B, M, V])``.
+
+        ``tokens[b, :lengths[b]]`` are row ``b``'s nodes, each after its ancestors: ``parents[b, i]``
+        is the index of node ``i``'s parent (``-1``: the row's context; parents come first).
+        ``logprobs[b, i]`` is the next-token distribution after the context and node ``i``'s path.
+        The returned state holds the nodes as padding until :meth:`keep_path` keeps one path; call it
+        next (the input state must not be used afterwards).
+        """
+        tokens = torch.as_tensor(tokens, dtype=torch.long, device=self.device)
+        parents = torch.as_tensor(parents, dtype=torch.long, device=self.device)
+        lengths = torch.as_tensor(lengths, dtype=torch.long, device=self.device)
+        batch, count = tokens.shape
+        mask, positions = _explicit_padding(state, self.device)
+        ancestry, depth = _ancestry(parents)
+        real = torch.arange(count, device=self.device)[None, :] < lengths[:, None]
+        sees = torch.cat([mask.bool()[:, None, :].expand(batch, count, -1), ancestry & real[:, None, :]], dim=2)
+        bias = torch.zeros(sees.shape, dtype=self.model.dtype, device=self.device)
+        bias = bias.masked_fill(~sees, torch.finfo(bias.dtype).min)[:, None]
+        logits = self._forward(tokens, state.cache, bias, positions[:, None] + depth, last_only=False)
+        grown = torch.cat([mask, torch.zeros((batch, count), dtype=torch.long, device=self.device)], dim=1)
+        grown_state = HFState(state.cache, state.logprobs, state.length + count, grown, positions, tree=count)
+        return grown_state, _log_softmax(logits)
+
+    def keep_path(self, state: HFState, kept: Sequence[Sequence[int]], logprobs: torch.Tensor) -> HFState:
+        """After :meth:`extend_tree` over ``M`` nodes: keep nodes ``kept[b]`` (a root-to-node path, in
+        order) of row ``b`` as its appended tokens; the other nodes stay padding. ``logprobs`` are the
+        rows' next-token log-probs after their kept path."""
+        mask = state.mask.clone()
+        start = state.length - state.tree
+        slots = [(b, start + i) for b, path in enumerate(kept) for i in path]
+        if slots:
+            rows, columns = zip(*slots)
+            mask[list(rows), list(columns)] = 1
+        added = torch.tensor([len(k) for k in kept], dtype=torch.long, device=self.device)
+        return HFState(state.cache, logprobs, state.length, mask, state.positions + added)
+
+    def early_exit(self, layers: int) -> HFModel:
+        """This model cut after its first ``layers`` decoder layers (then the final norm and the output
+        head), sharing the weights; its own KV cache holds ``layers`` layers. For models whose decoder
+        runs ``layers[: config.num_hidden_layers]`` (Llama, Qwen, Gemma, ...)."""
+        config = self.model.config.get_text_config()
+        total = getattr(config, "num_hidden_layers", None)
+        if total is None or not 1 <= layers <= total:
+            raise GenModelError(f"model {self.name!r} has {total} layers; cannot exit after {layers}",
+                                hint=f"choose `layers` in 1..{total}")
+        head = copy.copy(self.model)
+        head._modules = dict(head._modules)
+        body_name = head.base_model_prefix
+        body = copy.copy(getattr(head, body_name))
+        head._modules[body_name] = body
+        shallow = copy.deepcopy(self.model.config)
+        shallow.get_text_config().num_hidden_layers = layers
+        for module in (head, body):
+            object.__setattr__(module, "config", shallow)
+        return HFModel(head, self.tokenizer, f"{self.name}[:{layers}]")
+
     # -- text ----------------------------------------------------------------------------------
 
     def encode(self, text: str) -> list[int]:
@@ -220,6 +300,26 @@ class HFModel(LanguageModel):
             output = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
                                 use_cache=True, **arguments)
         return output.logits
+
+
+def _ancestry(parents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ancestor [B, M, M], depth [B, M])`` of trees given by parent indices (``-1``: the context):
+    ``ancestor[b, i, j]`` when node ``j`` is node ``i`` or one of its ancestors; ``depth`` counts
+    the nodes on the path (0 for a child of the context)."""
+    batch, count = parents.shape
+    index = torch.arange(count, device=parents.device)
+    ancestor = index[None, :, None] == index[None, None, :]
+    ancestor = ancestor.expand(batch, count, count).clone()
+    current = parents.clone()
+    depth = torch.zeros_like(parents)
+    for _ in range(count):
+        alive = current >= 0
+        if not bool(alive.any()):
+            break
+        ancestor |= alive[..., None] & (index[None, None, :] == current.clamp(min=0)[..., None])
+        depth += alive.long()
+        current = torch.where(alive, parents.gather(1, current.clamp(min=0)), current)
+    return ancestor, depth
 
 
 def _log_softmax(logits: torch.Tensor) -> torch.Tensor:

@@ -87,6 +87,27 @@ def load_tokenizer(spec: str | None = None):
         return _TOKENIZERS[str(folder)]
 
 
+def load_vocabulary(spec: str | None = None):
+    """The :class:`~genweave.runtime.vocab.Vocabulary` the model ``spec`` would have (padded to its
+    logits width, with its generation config's EOS ids), read from the tokenizer and config files
+    only: no weights are loaded. Unknown specs raise :class:`GenModelError`."""
+    from transformers import AutoConfig, GenerationConfig
+
+    from genweave.runtime.vocab import Vocabulary
+
+    folder, name = resolve(spec or DEFAULT_MODEL)
+    tokenizer = load_tokenizer(spec)
+    with _quiet():
+        config = AutoConfig.from_pretrained(folder)
+        try:  # what the loaded model's generation_config holds: the file, else the model config
+            eos = GenerationConfig.from_pretrained(folder).eos_token_id
+        except OSError:
+            eos = getattr(config, "eos_token_id", None)
+    eos_ids = () if eos is None else tuple(int(e) for e in (eos if isinstance(eos, list | tuple) else [eos]))
+    size = int(config.get_text_config().vocab_size)
+    return Vocabulary.from_hf(tokenizer, extra_eos=eos_ids, size=size, name=name)
+
+
 def resolve(spec: str) -> tuple[Path, str]:
     """The local Hugging Face folder holding ``spec`` (converting a GGUF file once) and its name."""
     if spec == "smollm2-135m":

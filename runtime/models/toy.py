@@ -35,6 +35,7 @@ class ToyState:
 
     contexts: tuple[tuple[int, ...], ...]
     logprobs: torch.Tensor
+    tree: tuple[tuple[int, ...], ...] = ()  # per row: the nodes scored by ``extend_tree``, until ``keep_path``
 
     @property
     def batch_size(self) -> int:
@@ -127,6 +128,48 @@ class ToyLM(LanguageModel):
         if any(len(context) < n for context in state.contexts):
             raise GenModelError(f"cannot crop {n} tokens from a row shorter than that")
         return ToyState(tuple(context[:-n] for context in state.contexts), logprobs)
+
+    def rollback(self, state: ToyState, dropped: torch.Tensor | Sequence[int], logprobs: torch.Tensor) -> ToyState:
+        """Drop the last ``dropped[b]`` ids of row ``b``; ``logprobs`` are the rows' log-probs after the rest."""
+        counts = torch.as_tensor(dropped, dtype=torch.long).tolist()
+        if any(n < 0 or n > len(c) for n, c in zip(counts, state.contexts)):
+            raise GenModelError(f"cannot roll back {counts} tokens of rows of lengths "
+                                f"{[len(c) for c in state.contexts]}")
+        return ToyState(tuple(c[:len(c) - n] for c, n in zip(state.contexts, counts)), logprobs)
+
+    def extend_tree(self, state: ToyState, tokens: torch.Tensor, parents: torch.Tensor,
+                    lengths: torch.Tensor) -> tuple[ToyState, torch.Tensor]:
+        """See :meth:`LanguageModel.extend_tree`: node ``i`` of row ``b`` is scored after the row's
+        context and the path to it; padding nodes repeat the row's distribution."""
+        rows, ups = torch.as_tensor(tokens).tolist(), torch.as_tensor(parents).tolist()
+        counts = torch.as_tensor(lengths).tolist()
+        width = len(rows[0]) if rows else 0
+        out = torch.empty((state.batch_size, width, len(self.vocab)), dtype=torch.float64)
+        for b, (context, row, up, n) in enumerate(zip(state.contexts, rows, ups, counts)):
+            self._check_ids([row[:n]])
+            for i in range(width):
+                path, j = [], i
+                while 0 <= j < n:
+                    path.append(row[j])
+                    j = up[j]
+                out[b, i] = self.next_token_logprobs(context + tuple(reversed(path)))
+        return ToyState(state.contexts, state.logprobs, tuple(tuple(r[:n]) for r, n in zip(rows, counts))), out
+
+    def keep_path(self, state: ToyState, kept: Sequence[Sequence[int]], logprobs: torch.Tensor) -> ToyState:
+        """Append nodes ``kept[b]`` of the scored tree to row ``b``."""
+        return ToyState(tuple(c + tuple(nodes[i] for i in path) for c, nodes, path in zip(state.contexts, state.tree,
+                                                                                           kept)), logprobs)
+
+    def early_exit(self, layers: int) -> ToyLM:
+        """A toy stand-in for the first ``layers`` layers: the same vocabulary and seed, seeing only the
+        last ``layers`` ids of the context (so it agrees with this model on short contexts)."""
+        if layers < 1:
+            raise GenModelError(f"early exit needs at least one layer, not {layers}")
+        vocab = [self.vocab.token_bytes[i] for i in range(len(self.vocab) - len(self.eos_ids))]
+        shallow = ToyLM(vocab, self.seed, eos=bool(self.eos_ids), sharpness=self.sharpness,
+                        max_context=layers if self.max_context is None else min(layers, self.max_context))
+        shallow.name = f"{self.name}[:{layers}]"
+        return shallow
 
     # -- text ----------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 
 from genweave.dsl.errors import GenCheckError
+from genweave.runtime.samplers.select import mask_below, usable
 
 if TYPE_CHECKING:
     from genweave.runtime.samplers.compiled import CompiledChain
@@ -328,7 +329,10 @@ class Work:
 
     def threshold(self, thr: torch.Tensor) -> None:
         """Keep ``{i : z_i >= thr}`` per row (``thr`` is ``[B, 1]``; ``-inf`` keeps everything)."""
-        self.z.masked_fill_(self.z < thr, NEG_INF)
+        if thr.dtype == torch.float32 and usable(self.z):
+            mask_below(self.z, thr)  # one pass, no [B, V] temporaries
+        else:
+            self.z.masked_fill_(self.z < thr, NEG_INF)
         if self.ranked is not None:
             self.ranked.values.masked_fill_(self.ranked.values < thr, NEG_INF)
 

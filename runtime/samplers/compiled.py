@@ -33,6 +33,7 @@ from genweave.runtime.samplers.chain import check_chain
 from genweave.runtime.samplers.draw import gumbel_argmax, unpack_mask
 from genweave.runtime.samplers.mirostat import CompiledMirostat
 from genweave.runtime.samplers.penalties import PenaltyStage
+from genweave.runtime.samplers.select import mask_packed, usable
 from genweave.runtime.samplers.state import SamplerState, StateLayout
 from genweave.runtime.samplers.transforms import CompiledGreedy, CompiledTemperature
 from genweave.runtime.samplers.xtc import CompiledXTC
@@ -187,10 +188,9 @@ class CompiledChain:
         """The branches ``(log weight [B, 1], work)`` after the stages, and the rows whose input
         holds NaN or +inf."""
         z = logits.to(dtype=torch.float32, copy=True)
-        bad = ~(z <= FLOAT_MAX).all(dim=-1)  # NaN and +inf compare False
-        allowed = None if mask is None else unpack_mask(mask, self.vocab_size)
-        if allowed is not None and not self.mask_last:
-            z.masked_fill_(~allowed, NEG_INF)
+        bad = ~(z.amax(dim=-1) <= FLOAT_MAX)  # amax propagates NaN; NaN and +inf compare False
+        if mask is not None and not self.mask_last:
+            _apply_mask(z, mask)
         zero = torch.zeros(z.shape[0], 1, device=z.device)
         branches = [(zero, Work(z))]
         for stage in self.stages if stages is None else stages:
@@ -199,9 +199,10 @@ class CompiledChain:
             else:
                 for _, work in branches:
                     stage.apply(work, state)
-        if allowed is not None and self.mask_last:
+        if mask is not None and self.mask_last:
             for _, work in branches:
-                work.keep(allowed)
+                _apply_mask(work.z, mask)
+                work.ranked = None
         return branches, bad
 
     def _check(self, bad: torch.Tensor, picked: torch.Tensor, logits: torch.Tensor,
@@ -228,6 +229,17 @@ class CompiledChain:
             cause = "the constraint mask allows no token with a finite logit"
         raise NoValidTokenError(f"no valid token in row{_plural(rows)}{where}: {cause}",
                                 hint="check the constraint (it may be unsatisfiable here) or loosen the sampler chain")
+
+
+def _apply_mask(z: torch.Tensor, mask: torch.Tensor) -> None:
+    """Set the tokens the constraint forbids to ``-inf`` in place: straight from the packed words
+    on CPU, else through the unpacked bool mask."""
+    batch, vocab = z.shape
+    if (mask.dtype != torch.bool and usable(z) and mask.dim() == 2 and mask.shape[0] in (1, batch)
+            and 32 * mask.shape[1] >= vocab):
+        mask_packed(z, mask)
+    else:
+        z.masked_fill_(~unpack_mask(mask, vocab), NEG_INF)
 
 
 def _mixture(branches: Sequence[tuple[torch.Tensor, Work]]) -> torch.Tensor:

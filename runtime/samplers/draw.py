@@ -19,8 +19,10 @@ _TINY = torch.finfo(torch.float32).tiny
 def gumbel_argmax(scores: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """``[B]`` indices, row ``b`` drawn from ``softmax(scores[b])`` (scores need not be normalised)."""
     uniform = torch.rand(scores.shape, generator=generator, dtype=torch.float32, device=scores.device)
-    exponential = uniform.log_().neg_().clamp_(min=_TINY)
-    return (scores - exponential.log_()).argmax(dim=-1)
+    log_e = uniform.log_().neg_().clamp_(min=_TINY).log_()
+    if scores.dtype == torch.float32 and scores.shape == log_e.shape:
+        return torch.sub(scores, log_e, out=log_e).argmax(dim=-1)  # in place: no second [B, V] buffer
+    return (scores - log_e).argmax(dim=-1)
 
 
 def unpack_mask(mask: torch.Tensor, vocab_size: int) -> torch.Tensor:

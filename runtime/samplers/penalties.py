@@ -11,6 +11,11 @@ With ``c_i`` the number of occurrences of token ``i`` among the row's tokens in 
 
 ``-inf`` stays ``-inf``. ``window = 64`` with scope ``all`` reproduces llama.cpp's ``penalty_last_n``
 when the prompt is fed to the state.
+
+Cost: the formula is evaluated only at the columns of the row's history (gather, formula, scatter;
+the whole-history counts are kept incrementally by the state, windowed counts of up to
+``PAIRWISE_WINDOW`` tokens are computed by pairwise comparison), so a step costs O(B * history),
+not O(B * V), while the history is shorter than a quarter of the vocabulary.
 """
 
 from __future__ import annotations
@@ -113,6 +118,18 @@ class PresencePenalty(PenaltyStage):
     kind: ClassVar[str] = "presence"
 
 
+# windows up to this many tokens count occurrences by pairwise comparison ([B, W, W]) instead of a
+# dense [B, V] count tensor
+PAIRWISE_WINDOW = 256
+
+
+def _window_counts(tokens: torch.Tensor) -> torch.Tensor:
+    """``[B, W]`` int32: entry ``(b, j)`` counts the valid (``>= 0``) entries of ``tokens[b]`` equal
+    to ``max(tokens[b, j], 0)`` -- the windowed count of the column position ``j`` writes to."""
+    column = tokens.clamp(min=0)
+    return (column.unsqueeze(2) == tokens.unsqueeze(1)).sum(-1, dtype=torch.int32)  # -1 matches no column
+
+
 class CompiledPenalty(CompiledStage):
     __slots__ = ("kind", "penalty", "scope", "window")
     stateful: ClassVar[bool] = True
@@ -123,16 +140,29 @@ class CompiledPenalty(CompiledStage):
     def apply(self, work: Work, state: SamplerState | None) -> None:
         if state is None:
             raise GenRuntimeError(f"{self.kind} penalty needs a sampler state: pass state=chain.new_state(batch)")
-        counts = state.counts_for(self.scope, self.window)
         z = work.z
+        if 0 < self.window <= PAIRWISE_WINDOW:
+            tokens = state.window_tokens(self.scope, self.window)
+            seen, counts = tokens.clamp(min=0), _window_counts(tokens)
+        else:
+            seen = state.seen_tokens()
+            if 4 * seen.shape[1] >= z.shape[1]:
+                work.set_logits(self._transform(z, state.counts_for(self.scope, self.window)))
+                return
+            counts = state.counts_for(self.scope, self.window).gather(1, seen)
+        # only the columns in `seen` can have a count: evaluate the elementwise formula there and
+        # write it back (repeated columns, and padding read as token 0, write identical values)
+        z.scatter_(1, seen, self._transform(z.gather(1, seen), counts))
+        work.set_logits(z)
+
+    def _transform(self, z: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """The penalised logits, elementwise in ``z`` and ``counts`` (``counts = 0``: unchanged)."""
         if self.kind == "repetition":
             penalized = torch.where(z > 0, z / self.penalty, z * self.penalty)
-            z = torch.where(counts > 0, penalized, z)
-        elif self.kind == "frequency":
-            z = z - self.penalty * counts
-        else:
-            z = z - self.penalty * (counts > 0)
-        work.set_logits(z)
+            return torch.where(counts > 0, penalized, z)
+        if self.kind == "frequency":
+            return z - self.penalty * counts
+        return z - self.penalty * (counts > 0)
 
     def select(self, rows: torch.Tensor) -> CompiledPenalty:
         return CompiledPenalty(self.kind, select_param(self.penalty, rows), self.scope, self.window)

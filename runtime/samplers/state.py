@@ -139,13 +139,17 @@ class SamplerState:
         (``"all"`` or ``"generated"``), restricted to the last ``window`` of them when ``window > 0``."""
         if window <= 0:
             return self.counts[scope]
+        counts = torch.zeros(self.batch, self.layout.vocab_size, dtype=torch.int32, device=self.length.device)
+        self._add(counts, self.window_tokens(scope, window), +1)
+        return counts
+
+    def window_tokens(self, scope: str, window: int) -> torch.Tensor:
+        """``[B, window]``: the last ``window`` tokens of each row's ``scope``, most recent first,
+        ``-1`` where the scope holds fewer."""
         back = torch.arange(window, device=self.length.device)
         pos = self.length.unsqueeze(1) - 1 - back
         start = self.prompt_length if scope == "generated" else torch.zeros_like(self.length)
-        tokens = self.history.gather(1, pos.clamp(min=0)).masked_fill(pos < start.unsqueeze(1), -1)
-        counts = torch.zeros(self.batch, self.layout.vocab_size, dtype=torch.int32, device=pos.device)
-        self._add(counts, tokens, +1)
-        return counts
+        return self.history.gather(1, pos.clamp(min=0)).masked_fill(pos < start.unsqueeze(1), -1)
 
     def recent(self, window: torch.Tensor, size: int) -> torch.Tensor:
         """The last tokens of each row, most recent first, ``[B, size]``: entry ``l`` is the token
@@ -157,6 +161,11 @@ class SamplerState:
         pos = length - 1 - back
         tokens = self.history.gather(1, pos.clamp(min=0))
         return torch.where(back < limit, tokens, -(back + 2))
+
+    def seen_tokens(self) -> torch.Tensor:
+        """``[B, max_length]`` token ids covering every token any count scope or window can count
+        (the history buffer, padding read as token 0): the columns a penalty can change."""
+        return self.history[:, : self.max_length].clamp(min=0)
 
     @property
     def max_length(self) -> int:

@@ -70,7 +70,7 @@ class CompiledTemperature(CompiledStage):
             return
         zero = self.t == 0
         t = self.t.masked_fill(zero, 1.0) if self.any_zero else self.t
-        work.z = work.z / t
+        work.z.div_(t)  # the working copy belongs to this pipeline call
         if work.ranked is not None:
             work.ranked.values = work.ranked.values / t
         if self.any_zero:

@@ -6,7 +6,10 @@ closed (a token is kept iff every token with the same ranking key is), never emp
 has a finite logit, and contain at least the ``min_keep`` most probable tokens (with their ties).
 
 All rules but ``typical`` keep an upper set ``{i : z_i >= thr}`` and are applied through
-``Work.threshold``; top-k and top-p read the shared ranking (``topk`` or one ``sort``).
+``Work.threshold``; top-k reads the shared ranking (``topk``), and so does top-p when a ranking is
+already cached and holds mass >= p. Otherwise top-p and typical find their cut without sorting on
+CPU tensors (:mod:`genweave.runtime.samplers.select`, a radix select on the float32 keys with
+float64 mass sums) and with ``topk`` / one ``sort`` on other devices; both give the same sets.
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ from genweave.runtime.samplers.base import (
     rows_of,
     select_param,
 )
+from genweave.runtime.samplers.select import crossing_key, mask_above, usable
 
 MIN_KEEP = Param("min_keep", "int", 1, "always keep at least this many most probable tokens", low=1)
 
-# top-p first tries the top TOP_P_PREFIX tokens (one topk); rows whose kept mass lies beyond fall
-# back to a full sort, so the result is exact either way.
+# off CPU, top-p first tries the top TOP_P_PREFIX tokens (one topk); rows whose kept mass lies
+# beyond fall back to a full sort, so the result is exact either way.
 TOP_P_PREFIX = 256
 
 
@@ -146,8 +150,15 @@ class CompiledTopP(CompiledThreshold):
         vocab = work.z.shape[-1]
         log_z = work.log_normalizer()
         ranked = work.ranked
-        if ranked is None or ranked.size < self.min_keep_max:
-            ranked = work.view(max(TOP_P_PREFIX, self.min_keep_max))
+        if ranked is not None and ranked.size >= self.min_keep_max:
+            thr, reached = self._cut(ranked.values, log_z)
+            if ranked.size == vocab or bool(reached.all()):
+                work.threshold(thr)
+                return
+        if usable(work.z):
+            work.threshold(self._cut_unsorted(work, log_z))
+            return
+        ranked = work.view(max(TOP_P_PREFIX, self.min_keep_max))
         thr, reached = self._cut(ranked.values, log_z)
         if ranked.size < vocab and not bool(reached.all()):
             thr, _ = self._cut(work.view(vocab).values, log_z)
@@ -157,8 +168,7 @@ class CompiledTopP(CompiledThreshold):
         """The cut on a descending prefix of the logits, and whether the prefix held mass >= p."""
         batch, size = values.shape
         probs = (values - log_z).exp()
-        # head-first cumulative sum; float64 where long sums would accumulate float32 error
-        cum = probs.cumsum(-1, dtype=torch.float64 if size > 4096 else torch.float32)
+        cum = probs.cumsum(-1, dtype=torch.float64)  # head first, in float64
         exclusive = cum - probs
         p = self.param.to(cum.dtype)
         count = (exclusive < p).sum(-1, keepdim=True)
@@ -168,6 +178,16 @@ class CompiledTopP(CompiledThreshold):
         thr = values.gather(1, keep_n.clamp(min=1, max=size) - 1)
         off = rows_of(self.param >= 1.0, batch)
         return torch.where(off, NEG_INF, thr), (cum[:, -1:] >= p) | off
+
+    def _cut_unsorted(self, work: Work, log_z: torch.Tensor) -> torch.Tensor:
+        """The same cut without sorting (CPU): the logit at which the descending cumulative mass
+        reaches p (:func:`crossing_key`), lowered to the ``min_keep``-th largest logit."""
+        batch = work.z.shape[0]
+        probs = torch.sub(work.z, log_z).exp_()
+        off = rows_of(self.param >= 1.0, batch)
+        cut = crossing_key(work.z, probs, self.param, ~off, descending=True)
+        cut = torch.where(off, NEG_INF, cut)
+        return torch.minimum(cut, work.kth_largest(self.min_keep, self.min_keep_max))
 
 
 # --------------------------------------------------------------------------------------- min-p
@@ -231,19 +251,36 @@ class CompiledTypical(CompiledThreshold):
     __slots__ = ()
 
     def apply(self, work: Work, state: object) -> None:
-        batch, vocab = work.z.shape
+        batch = work.z.shape[0]
         logp = torch.log_softmax(work.z, dim=-1)
         probs = logp.exp()
         entropy = torch.special.entr(probs).sum(-1, keepdim=True)
-        score = (-logp - entropy).abs()  # -inf logits score +inf and sort last
+        score = logp.neg_().sub_(entropy).abs_()  # |-log p - H|; -inf logits score +inf and rank last
+        off = rows_of(self.param >= 1.0, batch)
+        if usable(work.z, score, probs):
+            bound = crossing_key(score, probs, self.param, ~off, descending=False)
+            if self.min_keep is not None:  # the min_keep most typical tokens always stay
+                bound = torch.maximum(bound, self._kth_smallest(score))
+            mask_above(work.z, score, bound, ~off)
+            work.ranked = None
+            return
+        work.keep((score <= self._bound_sorted(score, probs)) | off)
+
+    def _bound_sorted(self, score: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        """The score of the first token (ascending score) at which the cumulative mass reaches
+        ``mass``, raised to the ``min_keep``-th smallest score: one sort."""
+        batch, vocab = score.shape
         sorted_score, order = torch.sort(score, dim=-1)
-        cum = probs.gather(1, order).cumsum(-1, dtype=torch.float64 if vocab > 4096 else torch.float32)
+        cum = probs.gather(1, order).cumsum(-1, dtype=torch.float64)
         last = (cum < self.param.to(cum.dtype)).sum(-1, keepdim=True).clamp(max=vocab - 1)
         if self.min_keep is not None:
             last = torch.maximum(last, rows_of(self.min_keep, batch).clamp(max=vocab) - 1)
-        bound = sorted_score.gather(1, last)
-        keep = (score <= bound) | rows_of(self.param >= 1.0, batch)
-        work.keep(keep)
+        return sorted_score.gather(1, last)
+
+    def _kth_smallest(self, score: torch.Tensor) -> torch.Tensor:
+        batch, vocab = score.shape
+        smallest = torch.topk(score, min(self.min_keep_max, vocab), dim=-1, largest=False, sorted=True).values
+        return smallest.gather(1, rows_of(self.min_keep, batch).clamp(max=smallest.shape[1]) - 1)
 
 
 # ------------------------------------------------------------------------------- epsilon / eta

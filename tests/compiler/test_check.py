@@ -232,10 +232,23 @@ def test_import_cycles_and_missing_files(tmp_path: Path):
 
 
 def test_schema_and_grammar_files(tmp_path: Path):
-    (tmp_path / "p.json").write_text('{"type": "object", "required": ["a"], "dependentRequired": {}}')
+    (tmp_path / "p.json").write_text('{"type": "object", "required": ["a"], "unevaluatedProperties": {}}')
     (tmp_path / "g.lark").write_text('start: "a"+\n')
     main = tmp_path / "main.gen"
     main.write_text('schema P = json file "p.json"\ngrammar G = lark file "g.lark"\nprogram p() -> str:\n'
                     '    x = gen G\n    y = gen P\n    return x\n')
     errors = errors_of(main.read_text(), file=str(main))
-    assert [e.message for e in errors] == ["p.json:1:39: JSON Schema keyword 'dependentRequired' is not supported"]
+    assert [e.message for e in errors] == ["p.json:1:39: JSON Schema keyword 'unevaluatedProperties' is not supported"]
+
+
+def test_schemas_enforced_on_a_subset_are_warnings_that_point_at_the_keyword(tmp_path: Path):
+    source = ('schema Tags = json """{"type": "array", "items": {"type": "string"}, "uniqueItems": true}"""\n'
+              'program p() -> Tags:\n    x = gen Tags\n    return x\n')
+    (warning,) = check(parse(source)).warnings
+    assert "'uniqueItems'" in warning.message and "subset" in warning.message
+    assert (warning.span.line, warning.span.col) == (1, 70)  # the key "uniqueItems"
+    (tmp_path / "f.json").write_text('{"type": "string", "format": "path"}')
+    main = tmp_path / "main.gen"
+    main.write_text('schema F = json file "f.json"\nprogram p() -> F:\n    x = gen F\n    return x\n')
+    (warning,) = check(parse(main.read_text(), str(main))).warnings
+    assert warning.message.startswith("f.json:1:20: the JSON Schema format at / is defined by no draft")

@@ -81,9 +81,11 @@ def test_greedy_takes_the_best_allowed_token(toy):
 
 
 def test_unfinishable_budget_is_an_error_not_a_truncation():
+    # found when the hole is bound, before any decoding, at the hole's place
     toy = ToyLM([b"a", b"b"], seed=0)
-    with pytest.raises(genweave.BudgetExhaustedError, match="cannot complete its text within 2 tokens"):
+    with pytest.raises(genweave.GenCheckError, match="needs at least 5 tokens but max 2 tokens allows 2") as info:
         program('regex r"a{5}" max 2 tokens').p(model=toy, seed=0)
+    assert info.value.span is not None and info.value.span.line == 4
 
 
 def test_constraint_compile_errors_point_at_the_hole():

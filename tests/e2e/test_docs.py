@@ -41,3 +41,14 @@ def test_testing_guide_examples_run(index):
 @pytest.mark.parametrize("block", _blocks(DOCS / "bytes.md", "gen"))
 def test_bytes_guide_programs_check(block):
     genweave.compile(block)
+
+
+@pytest.mark.parametrize("block", _blocks(DOCS / "speculative.md", "gen"))
+def test_speculative_guide_programs_check(block):
+    genweave.compile(block)
+
+
+@pytest.mark.parametrize("index", range(len(_blocks(DOCS / "speculative.md", "python"))))
+def test_speculative_guide_examples_run(index):
+    block = _blocks(DOCS / "speculative.md", "python")[index]
+    exec(compile(block, f"docs/speculative.md[{index}]", "exec"), {"__name__": "docs_example"})

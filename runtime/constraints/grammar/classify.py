@@ -137,7 +137,7 @@ def _sub_verdicts(count, num_events, cd, events, targets, sub, tokens, ov, scrat
     return num_events
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def classify(s, q0, trie, tokens, tab, lay, nodes, row, cd, events, targets, sub, ov_rows,
              scratch):  # pragma: no cover
     """Fill ``row`` (uint32, zeroed) with the accepted tokens of position (``s``, ``q0``), ``cd``

@@ -144,7 +144,7 @@ def _dependent(out_row, r, first_q, dead, ov0, len0, base0, store, tokens, work,
             _set_bit(out_row, token)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def fill_masks(states, out, missing, tab, lay, nodes, row_of, rows, ranges, cd, events, targets, sub,
                event_row_of, event_rows, dead_of, dead_rows, tokens, max_events):  # pragma: no cover - compiled
     """Mask rows of encoded states (``node * stride + q``, -1 dead) into ``out`` (uint32, zeroed).

@@ -1,27 +1,36 @@
-"""``anyOf``, ``oneOf``, ``not`` and dependencies, rewritten into unions of positive cases.
+"""``anyOf``, ``oneOf``, ``not``, ``if``/``then``/``else`` and dependencies, rewritten into unions of
+positive cases.
 
 :func:`expand` handles one pending combinator of a merged conjunction and emits the union of its
 cases, each case being the conjunction plus some subschemas (re-merged by ``Emitter.value``):
 
 * ``anyOf``: one case per branch;
 * ``oneOf``: one case per branch, plus ``not`` of every other branch that is not provably disjoint
-  from it (:func:`provably_disjoint`); when such a ``not`` cannot be compiled the ``oneOf`` is
-  refused (or, relaxed, treated as ``anyOf``);
-* ``not N``: per JSON type, ``N`` holds for no value of the type (keep it), for every value (drop
-  it), or for some: then objects split on ``N``'s ``required`` names (one case per missing name),
-  scalars subtract ``N``'s exact language (strings, numbers, literals); ``not`` of an ``anyOf`` is
-  the conjunction of the negated branches, ``not not N`` is ``N``; anything else is refused;
+  from it (:func:`provably_disjoint`, on the types the enclosing schema allows);
+* ``if``/``then``/``else``: the cases ``if`` and ``then``, ``not if`` and ``else``;
+* ``not N`` (:func:`negate`): the union of the ways to violate ``N``: per JSON type, a type ``N``
+  excludes is kept whole; scalars subtract ``N``'s exact language; objects get one case per
+  violated member (a missing required name, a present member whose value violates ``N``'s schema
+  for it, too few or too many members, a dependency broken); arrays one per violated length bound
+  or prefix item, an item violating ``items`` (via ``contains``), too few or too many matches of
+  ``contains``; ``N``'s ``anyOf``/``not``/``if`` give the negations of their branches. A
+  violation that cannot be written as a positive case (an additional member violating ``N``'s
+  ``additionalProperties``, duplicates under ``uniqueItems``,
+  ``propertyNames``, formats, recursion cut at ``max_depth`` inside ``N``...) is left out: the
+  result is then a *subset* of ``not N`` (every text still validates) and the place is listed on
+  ``CompiledSchema.approximated``;
 * ``dependentRequired``/``dependentSchemas``/``dependencies``: a case without the trigger
   property and a case with it and what it brings.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from genweave.dsl.errors import GenCheckError
 from genweave.runtime.constraints.json_schema import strings
 from genweave.runtime.constraints.json_schema.automata import intersection
 from genweave.runtime.constraints.json_schema.document import Sub
-from genweave.runtime.constraints.json_schema.keywords import refusal
 from genweave.runtime.constraints.json_schema.merge import (
     EXACT_TYPES,
     Conjunction,
@@ -31,7 +40,11 @@ from genweave.runtime.constraints.json_schema.merge import (
     merge,
 )
 
+# After this many subschemas merged in one compile, negations leave out the violations of member and
+# item schemas (each a nested negation: their case splits multiply), keeping the cheap ones.
+CHEAP_AFTER = 100_000
 SCALARS = ("null", "boolean", "string", "integer", "number")
+Case = tuple[Conjunction, tuple[Merged, ...]]  # (subschemas added, scalar exclusions)
 
 
 def expand(e, subs: Conjunction, m: Merged, cont: int, budget: int, expanded: frozenset,
@@ -41,39 +54,47 @@ def expand(e, subs: Conjunction, m: Merged, cont: int, budget: int, expanded: fr
         for group in groups:
             mark = (kind, group[0].pointer, group[0].refs)
             if mark not in expanded:
-                cases = [(alt,) for alt in group] if kind == "anyOf" else _one_of_cases(e, group)
-                return _union(e, subs, cases, cont, budget, expanded | {mark}, excluded)
+                cases = [(alt,) for alt in group] if kind == "anyOf" else _one_of_cases(e, group, m)
+                return _union(e, subs, [(c, ()) for c in cases], cont, budget, expanded | {mark}, excluded)
+    for condition, then, otherwise in m.conditions:
+        mark = ("if", condition.pointer, condition.refs)
+        if mark not in expanded:
+            cases = [(condition,) + ((then,) if then else ()), (_not(condition),) + ((otherwise,) if otherwise else ())]
+            return _union(e, subs, [(c, ()) for c in cases], cont, budget, expanded | {mark}, excluded)
     for negation in m.negations:
         mark = ("not", negation.pointer, negation.refs)
         if mark not in expanded:
-            try:
-                cases, exclusion = negate(e, m, negation)
-            except GenCheckError:
-                if "not" not in e.options.relax:
-                    raise
-                e.context.relaxed.append(("not", negation.pointer))
-                cases, exclusion = [()], ()
-            return _union(e, subs, cases, cont, budget, expanded | {mark}, excluded + exclusion)
+            return _union(e, subs, negate(e, m, negation), cont, budget, expanded | {mark}, excluded)
     for name, needed in m.dependent_required:
         mark = ("dependentRequired", m.pointer, name)
         if mark not in expanded:
             cases = _dependency_cases(m, name, (_synthetic(m, {"required": [name, *needed]}),))
-            return _union(e, subs, cases, cont, budget, expanded | {mark}, excluded)
+            return _union(e, subs, [(c, ()) for c in cases], cont, budget, expanded | {mark}, excluded)
     for name, schema in m.dependent_schemas:
         mark = ("dependentSchemas", schema.pointer, name)
         if mark not in expanded:
             cases = _dependency_cases(m, name, (_synthetic(m, {"required": [name]}), schema))
-            return _union(e, subs, cases, cont, budget, expanded | {mark}, excluded)
+            return _union(e, subs, [(c, ()) for c in cases], cont, budget, expanded | {mark}, excluded)
     return e.typed(m, cont, budget, excluded)
 
 
-def _union(e, subs, cases, cont, budget, expanded, excluded) -> int:
-    return e.nfa.union(e.value(subs + case, cont, budget, expanded, excluded) for case in cases)
+def _union(e, subs, cases: list[Case], cont, budget, expanded, excluded) -> int:
+    return e.nfa.union(e.value(subs + case, cont, budget, expanded, excluded + more) for case, more in cases)
 
 
 def _synthetic(m: Merged, schema: dict, at: Sub | None = None) -> Sub:
     """A subschema made by the compiler (reported at the pointer of what it came from)."""
     return Sub(schema, at.pointer if at else m.pointer, at.refs if at else ())
+
+
+def _not(sub: Sub) -> Sub:
+    return Sub({"not": sub.schema}, sub.pointer, sub.refs)
+
+
+def _not_all(conj: Conjunction, pointer: str) -> Sub:
+    """``not`` of a conjunction (its ``$ref`` histories joined: recursion is bounded no later)."""
+    refs = tuple(r for s in conj for r in s.refs)
+    return Sub({"not": {"allOf": [s.schema for s in conj]}}, conj[0].pointer if conj else pointer, refs)
 
 
 def _types(m: Merged, types) -> Sub:
@@ -89,67 +110,163 @@ def _dependency_cases(m: Merged, name: str, present: tuple[Sub, ...]) -> list[Co
     return cases
 
 
-def _one_of_cases(e, group: tuple[Sub, ...]) -> list[Conjunction]:
-    merged = [merge((alt,), e.context) for alt in group]
+def _one_of_cases(e, group: tuple[Sub, ...], m: Merged) -> list[Conjunction]:
+    """Each branch and the negations of the others it may share values with (on ``m``'s types)."""
+    merged = []
+    for alt in group:
+        b = merge((alt,), e.context)
+        merged.append(replace(b, types=b.types & m.types))
     cases = []
     for i, alt in enumerate(group):
         if merged[i].is_empty():
             continue
-        others = [_synthetic(merged[j], {"not": group[j].schema}, group[j]) for j in range(len(group))
-                  if j != i and not merged[j].is_empty() and not provably_disjoint(e, merged[i], merged[j])]
-        try:
-            for other in others:
-                negate(e, merged[i], other.child(other.schema["not"], "not"))
-        except GenCheckError:
-            if "oneOf" not in e.options.relax:
-                raise refusal("oneOf", group[0].pointer.rsplit("/", 1)[0],
-                              "has branches that may overlap and whose negation cannot be compiled") from None
-            e.context.relaxed.append(("oneOf", group[0].pointer.rsplit("/", 1)[0]))
-            others = []
+        others = [_not(group[j]) for j in range(len(group))
+                  if j != i and (merged[j].depth_cut or not merged[j].is_empty())
+                  and not provably_disjoint(e, merged[i], merged[j])]
         cases.append((alt, *others))
     return cases
 
 
 # -- negation ---------------------------------------------------------------------------------
 
-def negate(e, m: Merged, negation: Sub) -> tuple[list[Conjunction], tuple[Merged, ...]]:
-    """(cases, scalar exclusions) whose union is ``m`` and not ``negation`` (module docstring)."""
+def negate(e, m: Merged, negation: Sub) -> list[Case]:
+    """Cases whose union is ``m`` and not ``negation``, or a subset of it (module docstring)."""
     n = merge((negation,), e.context)
-    if n.refused:
-        raise refusal("not", negation.pointer, f"contains the unsupported keyword {n.refused[0][0]!r}")
+    approximate = _Approximation(e, negation.pointer)
+    if n.depth_cut:
+        approximate()  # N is unknown beyond max_depth: nothing is known to violate it
+        return []
     if n.is_empty():
-        return [()], ()
-    if n.any_of and not n.one_of and len(n.any_of) == 1 and _only(n, any_of=n.any_of):
-        return [tuple(_synthetic(n, {"not": alt.schema}, alt) for alt in n.any_of[0])], ()
-    if n.negations and len(n.negations) == 1 and _only(n, negations=n.negations):
-        return [(n.negations[0],)], ()
-    if n.any_of or n.one_of or n.negations or n.dependent_required or n.dependent_schemas or n.excluded:
-        raise refusal("not", negation.pointer, "negates a combination that cannot be compiled")
-    keep, split, exclude = set(), None, False
-    for kind in m.types:
+        return [((), ())]
+    if n.refused:
+        approximate()  # the keyword is left out of N: N grows, so not N shrinks
+    obj = _types(n, {"object"})
+    cases: list[Case] = []
+    for group in n.any_of + n.one_of:
+        cases.append((tuple(_not(alt) for alt in group), ()))
+    if n.one_of:
+        approximate()  # values matching two branches violate oneOf too
+    cases += [((sub,), ()) for sub in n.negations]
+    for condition, then, otherwise in n.conditions:
+        cases += [((condition, _not(then)), ())] if then else []
+        cases += [((_not(condition), _not(otherwise)), ())] if otherwise else []
+    for name, needed in n.dependent_required:
+        cases += [((obj, _required(n, name), _synthetic(n, {"properties": {d: False}})), ()) for d in needed]
+    for name, schema in n.dependent_schemas:
+        cases.append(((obj, _required(n, name), _not(schema)), ()))
+    keep, exclusion = set(), None
+    for kind in sorted(m.types):
         effect = _effect(n, kind)
         if effect == "none":
             keep.add(kind)
         elif effect == "partial" and kind == "object":
-            split = _object_split(n, negation)
-        elif effect == "partial" and kind in SCALARS:
-            _check_exact_scalar(n, kind, negation)
-            keep.add(kind)
-            exclude = True
+            cases += [((obj,) + case, ()) for case in _object_violations(e, m, n, approximate)]
+        elif effect == "partial" and kind == "array":
+            cases += [((_types(n, {"array"}),) + case, ()) for case in _array_violations(e, n, approximate)]
         elif effect == "partial":
-            raise refusal("not", negation.pointer, f"negates {kind} constraints, which is not supported")
-    cases = [(_types(m, keep),)] if keep else []
-    if split:
-        cases += [(_types(m, {"object"}), _synthetic(n, {"properties": {name: False}}, negation))
-                  for name in split]
-    return cases, ((n,) if exclude else ())
+            keep.add(kind)
+            exclusion = _scalar_exclusion(n, approximate)
+    if keep:
+        cases.insert(0, ((_types(m, keep),), (exclusion,) if exclusion is not None else ()))
+    return cases
 
 
-def _only(n: Merged, **fields) -> bool:
-    """Whether ``n`` says nothing but the given fields (and types)."""
-    from dataclasses import replace
+class _Approximation:
+    """Records that a negation is compiled as a subset of its language."""
 
-    return replace(n, types=Merged(n.pointer).types, **{k: () for k in fields}) == Merged(n.pointer)
+    def __init__(self, e, pointer: str):
+        self.e, self.pointer = e, pointer
+
+    def __call__(self) -> None:
+        self.e.context.approximated.append(("not", self.pointer))
+
+
+def _cheap(e) -> bool:
+    """Whether negations leave out the violations of member and item schemas (nested negations,
+    whose case splits multiply): on request of the compile ladder, or after many cases."""
+    return e.options.cheap_negations or e.context.expansions > CHEAP_AFTER
+
+
+def _required(n: Merged, name: str) -> Sub:
+    return _synthetic(n, {"required": [name]})
+
+
+def _object_violations(e, m: Merged, n: Merged, approximate) -> list[Conjunction]:
+    """Objects violating ``n``'s object keywords, one case per violation that can be written."""
+    from genweave.runtime.constraints.json_schema.objects import declared_members
+
+    if n.enum is not None or n.property_names:
+        approximate()
+        if n.enum is not None:
+            return []
+    cases: list[Conjunction] = [(_synthetic(n, {"properties": {name: False}}),) for name in n.required]
+    own = {name: conj for name, conj, _ in declared_members(n)}
+    names = list(own) + [name for name, _, _ in declared_members(m) if name not in own]
+    if _cheap(e):  # member violations (nested negations) are left out
+        approximate()
+        names = []
+    for name in names:
+        view = own[name] if name in own else _undeclared_view(n, name)
+        if not view or merge(view, e.context).is_free():
+            continue
+        negated = _not_all(view, n.pointer)
+        cases.append((_required(n, name), _synthetic(n, {"properties": {name: negated.schema}}, negated)))
+    cases += [(_required(n, name),) for name in sorted(n.forbidden - own.keys())]
+    if n.min_properties > 0:
+        cases.append((_synthetic(n, {"maxProperties": n.min_properties - 1}),))
+    if n.max_properties is not None:
+        cases.append((_synthetic(n, {"minProperties": n.max_properties + 1}),))
+    restricting = [rule for rule in n.object_rules if rule.patterns or rule.additional is not None]
+    closed = any(not rule.patterns and rule.additional is not None and rule.additional.schema is False
+                 for rule in m.object_rules)
+    if restricting and not closed:
+        approximate()  # an additional member violating N's rules: not a positive case here
+    return cases
+
+
+def _array_violations(e, n: Merged, approximate) -> list[Conjunction]:
+    """Arrays violating ``n``'s array keywords, one case per violation that can be written."""
+    if n.enum is not None:
+        approximate()
+        return []
+    cases: list[Conjunction] = []
+    if n.min_items > 0:
+        cases.append((_synthetic(n, {"maxItems": n.min_items - 1}),))
+    if n.max_items is not None:
+        cases.append((_synthetic(n, {"minItems": n.max_items + 1}),))
+    for i, conj in enumerate(n.prefix):
+        if _cheap(e):
+            approximate()
+            break
+        if conj and not merge(conj, e.context).is_free():
+            negated = _not_all(conj, n.pointer)
+            cases.append((Sub({"minItems": i + 1, "prefixItems": [True] * i + [negated.schema]},
+                              negated.pointer, negated.refs),))
+    for schema, low, high in n.contains:  # too few or too many matching items
+        if low > 0:
+            cases.append((Sub({"contains": schema.schema, "minContains": 0, "maxContains": low - 1},
+                              schema.pointer, schema.refs),))
+        if high is not None:
+            cases.append((Sub({"contains": schema.schema, "minContains": high + 1}, schema.pointer, schema.refs),))
+    if n.items is None:
+        cases.append((_synthetic(n, {"minItems": len(n.prefix) + 1}),))
+    elif n.items and not merge(n.items, e.context).is_free():
+        if n.prefix or _cheap(e):
+            approximate()  # an item after the prefix violating N's items: not a positive case here
+        else:  # some item violates N's items
+            negated = _not_all(n.items, n.pointer)
+            cases.append((Sub({"contains": negated.schema}, negated.pointer, negated.refs),))
+    if n.unique_items:
+        approximate()  # a repeated item: not a positive case here
+    return cases
+
+
+def _scalar_exclusion(n: Merged, approximate) -> Merged:
+    """``n`` as a scalar exclusion; formats (enforced as sub-languages) are left out of it."""
+    if n.formats:
+        approximate()
+        return replace(n, formats=())
+    return n
 
 
 _RELEVANT = {
@@ -158,16 +275,17 @@ _RELEVANT = {
     "integer": ("bounds", "multiple_of"), "number": ("bounds", "multiple_of"),
     "object": ("properties", "required", "object_rules", "property_names", "min_properties",
                "max_properties", "forbidden"),
-    "array": ("prefix", "items", "min_items", "max_items", "unique_items"),
+    "array": ("prefix", "items", "min_items", "max_items", "unique_items", "contains"),
 }
 
 
 def _effect(n: Merged, kind: str) -> str:
-    """Whether ``n`` holds for no ("none"), every ("all") or some ("partial") value of ``kind``."""
+    """Whether ``n``'s own keywords hold for no ("none"), every ("all") or some ("partial")
+    value of ``kind`` (its combinators are negated separately)."""
     if kind not in n.types:
         return "none"
     if n.enum is not None:
-        if not any(_enum_kind(v, kind) for v in n.enum):
+        if not any(json_type(v) == kind for v in n.enum):
             return "none"
         return "partial"
     defaults = Merged(n.pointer)
@@ -175,30 +293,12 @@ def _effect(n: Merged, kind: str) -> str:
     return "partial" if relevant else "all"
 
 
-def _enum_kind(value, kind: str) -> bool:
-    found = json_type(value)
-    return found == kind
-
-
-def _object_split(n: Merged, negation: Sub) -> list[str]:
-    defaults = Merged(n.pointer)
-    others = [f for f in _RELEVANT["object"] if f != "required" and getattr(n, f) != getattr(defaults, f)]
-    if others or n.enum is not None or not n.required:
-        raise refusal("not", negation.pointer, "negates object constraints other than 'required'")
-    return list(n.required)
-
-
-def _check_exact_scalar(n: Merged, kind: str, negation: Sub) -> None:
-    if kind == "string" and n.formats:
-        raise refusal("not", negation.pointer, "negates a format (formats are enforced as sub-languages)")
-    if n.enum is not None and any(json_type(v) in ("object", "array") for v in n.enum):
-        raise refusal("not", negation.pointer, "negates an enum of objects or arrays")
-
-
 # -- disjointness -----------------------------------------------------------------------------
 
 def provably_disjoint(e, a: Merged, b: Merged, depth: int = 0) -> bool:
     """Whether no JSON value satisfies both (a sound, incomplete test on the merged records)."""
+    if a.depth_cut or b.depth_cut:
+        return False  # cut at max_depth: unknown, not empty
     if a.is_empty() or b.is_empty():
         return True
     common = possible_types(e, a, depth) & possible_types(e, b, depth)

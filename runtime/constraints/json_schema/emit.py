@@ -18,17 +18,20 @@ place where that bound applies is recorded, as are relaxed keywords and capped l
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import lru_cache
 
+import numpy as np
+
 from genweave.dsl.errors import GenCheckError
 from genweave.runtime.constraints.byte_dfa import ByteDFA, empty_dfa
 from genweave.runtime.constraints.json_schema import numeric, strings
 from genweave.runtime.constraints.json_schema.automata import NFA, difference, intersection
-from genweave.runtime.constraints.json_schema.document import Document
+from genweave.runtime.constraints.json_schema.document import Document, Sub
 from genweave.runtime.constraints.json_schema.keywords import refusal
 from genweave.runtime.constraints.json_schema.merge import (
     ALL_TYPES,
@@ -69,6 +72,7 @@ class Options:
     max_string_length: int = 128
     max_array_length: int = 16
     relax: frozenset[str] = frozenset()
+    cheap_negations: bool = False  # negations leave out member and item violations (smaller automata)
 
     def gap_pattern(self) -> str | None:
         """The regex of the whitespace between tokens ('' none; None: json.dumps spacing)."""
@@ -132,6 +136,12 @@ class Emitter:
         """
         from genweave.runtime.constraints.json_schema import combinators
 
+        self.context.expansions += len(subs)  # the cost of merging them
+        if self.context.expansions > MAX_EXPANSIONS:
+            raise GenCheckError(f"the schema's combinators split into too many cases (more than "
+                                f"{MAX_EXPANSIONS} subschemas merged)",
+                                hint="simplify anyOf/oneOf/not/if combinations (e.g. add 'required' to "
+                                     "discriminating properties)")
         m = merge(subs, self.context)
         raise_refused(m, self.context)
         if m.is_empty():
@@ -233,6 +243,8 @@ class Emitter:
         for name, pointer in m.formats:
             if name in strings.FORMATS:
                 kept.append(name)
+            elif not isinstance(name, str) or name not in strings.DEFINED_FORMATS:
+                self.context.ignored.append(("format", pointer))  # no draft defines it: an annotation
             elif "format" in self.options.relax:
                 self.context.relaxed.append(("format", pointer))
             else:
@@ -270,9 +282,10 @@ class Emitter:
             return regex_dfa("|".join(numeric._equal(v) for v in values))
         low, low_ex, high, high_ex = other.number_range()
         divisor = self.divisor(other)
+        if divisor is not None and fractional:  # exclude the whole range: a subset of "not other"
+            self.context.approximated.append(("not", other.pointer))
+            divisor = None
         if divisor is not None:
-            if fractional:
-                raise refusal("not", other.pointer, "negates multipleOf where non-integers are allowed")
             lo, hi = numeric.integer_bounds(low, low_ex, high, high_ex)
             return numeric.integer_dfa(lo, hi, divisor)
         result = numeric.decimal_range_dfa(low, high, exclusive_low=low_ex, exclusive_high=high_ex)
@@ -297,12 +310,17 @@ class Emitter:
 
     def array(self, m: Merged, cont: int, budget: int) -> int:
         """``[`` items ``]`` with the prefix schemas, the items schema and the length bounds."""
-        if m.unique_items and not self._unique_is_trivial(m):
-            if "uniqueItems" not in self.options.relax:
-                raise refusal("uniqueItems", m.pointer, "cannot be enforced by a regular language")
-            self.context.relaxed.append(("uniqueItems", m.pointer))
         prefix = len(m.prefix)
         high = m.max_items
+        if m.unique_items and not self._unique_is_trivial(m):
+            values = None if prefix else unique_values(self.standalone(m.items, budget - 1), m.max_items)
+            if values is not None:
+                return self.distinct_items(values, m.min_items, m.max_items, cont)
+            if "uniqueItems" in self.options.relax:
+                self.context.relaxed.append(("uniqueItems", m.pointer))
+            else:  # a subset: arrays of at most one item have no duplicates
+                self.context.approximated.append(("uniqueItems", m.pointer))
+                high = 1 if high is None else min(high, 1)
         if m.items is None:
             high = prefix if high is None else min(high, prefix)
         cap = max(self.options.max_array_length, m.min_items, prefix)
@@ -311,30 +329,125 @@ class Emitter:
             high = cap
         if high is not None and high < m.min_items:
             return self.nfa.junction()
-        close = self.token(b"]", cont, after=False)
+        counter = Counter(self, m)
+        close = {c: self.token(b"]", cont, after=False) if counter.ok(c) else None for c in counter.counts}
 
-        def element(i: int, after: int) -> int:
-            return self.value(m.prefix[i] if i < prefix else m.items, after, budget, nested=True)
+        def element(i: int, after: dict) -> dict:
+            base = m.prefix[i] if i < prefix else m.items
+            return {c: counter.element(base, c, after, budget) for c in counter.counts}
+
+        def with_comma(entries: dict) -> dict:
+            return {c: self.token(b",", state) for c, state in entries.items()}
 
         if high is None:  # a loop over the items schema after the counted positions
             counted = max(prefix, m.min_items, 1)
-            loop = self.nfa.junction()
-            self.nfa.link(loop, close)
-            self.nfa.link(loop, self.token(b",", element(counted, loop)))
+            loop = {c: self.nfa.junction() for c in counter.counts}
+            for c, entry in with_comma(element(counted, loop)).items():
+                self.nfa.link(loop[c], entry)
+                if close[c] is not None:
+                    self.nfa.link(loop[c], close[c])
             after, top = loop, counted
         else:
-            after, top = close, high
-        for i in range(top - 1, -1, -1):  # ``after`` is the state after i + 1 elements
-            entry = element(i, after)
-            if i > 0:
-                entry = self.token(b",", entry)
-            choices = [entry] + ([close] if i >= m.min_items else [])
-            after = self.nfa.union(choices) if len(choices) > 1 else entry
-        return self.token(b"[", after, before=False)
+            after = {c: state if state is not None else self.nfa.junction() for c, state in close.items()}
+            top = high
+        for i in range(top - 1, -1, -1):  # ``after`` is the states after i + 1 elements
+            entries = element(i, after)
+            entries = with_comma(entries) if i > 0 else entries
+            after = {c: self.nfa.union([entries[c]] + ([close[c]] if i >= m.min_items and close[c] is not None
+                                                       else [])) for c in counter.counts}
+        return self.token(b"[", after[counter.zero], before=False)
+
+    def distinct_items(self, values: list[list[bytes]], low: int, high: int | None, cont: int) -> int:
+        """``[`` distinct values ``]``, ``low`` to ``high`` of them: a state per set of values
+        written (``values``: the texts of each distinct value)."""
+        k = len(values)
+        top = k if high is None else min(high, k)
+        close = self.token(b"]", cont, after=False)
+        after: dict[int, int] = {}
+        for written in sorted(range(1 << k), key=lambda s: -s.bit_count()):
+            count = written.bit_count()
+            if count > top:
+                continue
+            choices = [close] if count >= low else []
+            if count < top:
+                for v in range(k):
+                    if not written >> v & 1:
+                        item = self.nfa.union(self.nfa.literal(t, after[written | 1 << v]) for t in values[v])
+                        choices.append(self.token(b",", item) if count else item)
+            after[written] = self.nfa.union(choices) if choices else self.nfa.junction()
+        return self.token(b"[", after[0], before=False)
 
     def _unique_is_trivial(self, m: Merged) -> bool:
         high = m.max_items if m.items is not None else len(m.prefix)
         return high is not None and high <= 1
+
+
+MAX_EXPANSIONS = 400_000  # subschemas merged per compile before it is abandoned as too large
+MAX_UNIQUE_VALUES = 10  # uniqueItems is exact when the items take at most this many values
+MAX_UNIQUE_SETS = 1024  # ... and the sets of values an array can hold are at most this many
+
+
+def unique_values(dfa: ByteDFA, high: int | None) -> list[list[bytes]] | None:
+    """The texts of the item DFA's language grouped by JSON value, or None when it is infinite or
+    too large for a state per set of values (at most ``high`` values per array)."""
+    texts: list[bytes] = []
+    live = dfa.transitions != -1
+
+    def walk(state: int, prefix: bytearray, path: set[int]) -> bool:
+        if dfa.accepting[state]:
+            texts.append(bytes(prefix))
+        if len(texts) > 4 * MAX_UNIQUE_VALUES or len(prefix) > 256:
+            return False
+        for byte in np.flatnonzero(live[state]):
+            target = int(dfa.transitions[state, byte])
+            if target in path:
+                return False  # a cycle: infinitely many texts
+            prefix.append(int(byte))
+            path.add(target)
+            ok = walk(target, prefix, path)
+            path.discard(target)
+            prefix.pop()
+            if not ok:
+                return False
+        return True
+
+    if dfa.is_empty() or not walk(dfa.initial, bytearray(), {dfa.initial}):
+        return None
+    groups: dict[str, list[bytes]] = {}
+    for text in texts:
+        groups.setdefault(canonical(json.loads(text)), []).append(text)
+    k = len(groups)
+    sets = sum(math.comb(k, i) for i in range(min(k, high if high is not None else k) + 1))
+    if k > MAX_UNIQUE_VALUES or sets > MAX_UNIQUE_SETS:
+        return None
+    return list(groups.values())
+
+
+class Counter:
+    """The items an array has matching each of its ``contains`` schemas, counted (saturating)
+    in the states: 0..``minContains`` without a maximum, 0..``maxContains`` + 1 with one. A count
+    is a tuple (one entry per ``contains``; the empty tuple without any)."""
+
+    def __init__(self, e: Emitter, m: Merged):
+        self.e, self.rules = e, m.contains
+        self.saturated = [high + 1 if high is not None else low for _, low, high in self.rules]
+        self.counts = list(itertools.product(*(range(top + 1) for top in self.saturated)))
+        self.zero = self.counts[0]
+
+    def ok(self, count: tuple[int, ...]) -> bool:
+        return all(c >= low and (high is None or c <= high) for c, (_, low, high) in zip(count, self.rules, strict=True))
+
+    def element(self, base: Conjunction, count: tuple[int, ...], after: dict, budget: int) -> int:
+        """An item read at ``count``, continuing to the state of the new count: one case per
+        subset of the ``contains`` schemas it matches (and the negations of the others)."""
+        cases = []
+        for hits in itertools.product((True, False), repeat=len(self.rules)):
+            conj, new = base, []
+            for hit, (schema, _, _), c, top in zip(hits, self.rules, count, self.saturated, strict=True):
+                conj += (schema,) if hit else (Sub({"not": schema.schema}, schema.pointer, schema.refs),)
+                new.append(min(c + 1, top) if hit else c)
+            cases.append(self.e.value(conj, after[tuple(new)], budget, nested=True))
+        return cases[0] if len(cases) == 1 else self.e.nfa.union(cases)
 
 
 def _excluded_literal(text: bytes, excluded: tuple[Merged, ...]) -> bool:

@@ -23,7 +23,8 @@ ENFORCED = frozenset({
     "propertyNames", "dependentRequired", "dependentSchemas", "dependencies", "minProperties",
     "maxProperties", "items", "prefixItems", "additionalItems", "minItems", "maxItems", "uniqueItems",
     "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
-    "exclusiveMaximum", "multipleOf", "allOf", "anyOf", "oneOf", "not", "$ref",
+    "exclusiveMaximum", "multipleOf", "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "contains",
+    "minContains", "maxContains", "$ref",
 })
 
 ANNOTATIONS = frozenset({
@@ -38,18 +39,18 @@ STRUCTURAL = frozenset({
 })
 
 REFUSED = frozenset({
-    "contains", "minContains", "maxContains", "if", "then", "else", "unevaluatedProperties",
+    "unevaluatedProperties",
     "unevaluatedItems", "$dynamicRef", "$recursiveRef",
 })
 
 # Keywords whose refusal the caller may lift (``relax=``): what relaxing each one means.
 RELAXATIONS = {
     "format": "an unknown format is treated as an annotation (any string)",
-    "oneOf": "branches that may overlap are treated as anyOf (an instance may match several)",
+    "oneOf": "no effect (kept for compatibility): oneOf is compiled exactly or as a reported subset",
     "uniqueItems": "arrays may repeat items",
-    "contains": "contains/minContains/maxContains are ignored",
-    "if": "if/then/else are ignored",
-    "not": "a negation that cannot be compiled is ignored",
+    "contains": "a contains that is not compiled (more than three on one array, counts above 16) is ignored",
+    "if": "no effect (kept for compatibility): if/then/else are compiled",
+    "not": "no effect (kept for compatibility): not is compiled exactly or as a reported subset",
     "minProperties": "minProperties/maxProperties are ignored",
     "unevaluatedProperties": "unevaluatedProperties/unevaluatedItems are ignored",
     "pattern": "a pattern that is not a regular expression here is ignored",

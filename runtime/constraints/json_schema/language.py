@@ -37,6 +37,9 @@ class CompiledSchema:
     capped: tuple[str, ...]  # maxLength/maxItems bounds lowered to the options' caps
     free_depth: int  # how deep free values nest (max_depth, or less when the automaton was too large)
     recursion_depth: int  # how often a recursive $ref is expanded (likewise)
+    # (keyword, pointer): enforced by a documented subset of its language (every text still validates)
+    approximated: tuple[tuple[str, str], ...] = ()
+    ignored: tuple[tuple[str, str], ...] = ()  # (keyword, pointer): formats no JSON Schema draft defines
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,15 +151,17 @@ def _elements(value: list, dfa: ByteDFA, state: int, spaces: bool, index: int, b
 @lru_cache(maxsize=8)
 def _compile(schema_text: str, options: Options) -> CompiledSchema:
     """Compile; when the automaton is too large, retry with free values nested less deeply,
-    then recursive references expanded fewer times (smaller languages, never larger ones), and
-    report the depths that were used."""
+    then recursive references expanded fewer times, then negations without their member and item
+    violations (smaller languages, never larger ones), and report what was used."""
     root = json.loads(schema_text)
     depth = options.max_depth
-    ladder = dict.fromkeys([(depth, depth), (depth, min(depth, 1)), (depth, 0)] +
-                           [(r, 0) for r in range(depth - 1, 0, -1)])
-    for recursion, free in ladder:
+    ladder = dict.fromkeys([(depth, depth, False), (depth, min(depth, 1), False), (depth, 0, False)] +
+                           [(r, 0, False) for r in range(depth - 1, 0, -1)] +
+                           [(depth, min(depth, 1), True), (min(depth, 1), 0, True)])
+    for recursion, free, cheap in ladder:
         try:
-            return _compile_once(root, replace(options, free_depth=free, recursion_depth=recursion))
+            return _compile_once(root, replace(options, free_depth=free, recursion_depth=recursion,
+                                               cheap_negations=cheap))
         except TooLarge:
             continue
     raise TooLarge()
@@ -169,12 +174,16 @@ def _compile_once(root: Any, options: Options) -> CompiledSchema:
     dfa = emitter.nfa.determinize(entry)
     if dfa.is_empty():
         detail = " within max_depth" if emitter.context.depth_bounded else ""
+        if emitter.context.approximated:
+            keyword, pointer = emitter.context.approximated[0]
+            detail += f" (its {keyword!r} at {pointer or '/'} is compiled as a subset, see docs/constraints.md)"
         raise GenCheckError(f"the JSON schema accepts no value{detail}",
                             hint="check required properties, enums and bounds for contradictions")
     context = emitter.context
     return CompiledSchema(dfa, tuple(dict.fromkeys(context.relaxed)), tuple(dict.fromkeys(context.depth_bounded)),
                           tuple(sorted(context.free_values)), tuple(dict.fromkeys(emitter.capped)),
-                          options.free_depth, options.recursion_depth)
+                          options.free_depth, options.recursion_depth,
+                          tuple(dict.fromkeys(context.approximated)), tuple(dict.fromkeys(context.ignored)))
 
 
 def json_schema(schema: Any, *, whitespace: str = "compact", max_depth: int = 3,

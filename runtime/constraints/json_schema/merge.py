@@ -79,6 +79,7 @@ class Merged:
     min_items: int = 0
     max_items: int | None = None
     unique_items: bool = False
+    contains: tuple[tuple[Sub, int, int | None], ...] = ()  # (schema, minContains, maxContains)
     # strings
     min_length: int = 0
     max_length: int | None = None
@@ -92,6 +93,7 @@ class Merged:
     any_of: tuple[tuple[Sub, ...], ...] = ()
     one_of: tuple[tuple[Sub, ...], ...] = ()
     negations: tuple[Sub, ...] = ()
+    conditions: tuple[tuple[Sub, Sub | None, Sub | None], ...] = ()  # (if, then, else)
     excluded: tuple[Merged, ...] = ()  # scalar languages removed by a compiled negation
     refused: tuple[tuple[str, str], ...] = ()  # (keyword, pointer) of refused keywords
     depth_cut: bool = False  # a recursive $ref beyond max_depth: accepts nothing
@@ -128,6 +130,9 @@ class MergeContext:
     relaxed: list[tuple[str, str]] = field(default_factory=list)
     depth_bounded: list[str] = field(default_factory=list)  # recursive $refs cut at max_depth
     free_values: set[str] = field(default_factory=set)  # where free values (bounded nesting) occur
+    approximated: list[tuple[str, str]] = field(default_factory=list)  # (keyword, pointer) under-approximated
+    ignored: list[tuple[str, str]] = field(default_factory=list)  # ("format", pointer) of non-standard formats
+    expansions: int = 0  # subschemas merged by the emitter so far (bounds the case splits of negations)
     merged: dict = field(default_factory=dict)  # memo of merge()
 
 
@@ -433,6 +438,32 @@ def _not(m, value, sub, context):
     return replace(m, negations=m.negations + (sub.child(value, "not"),)), []
 
 
+def _contains(m, value, sub, context):
+    low, high = sub.schema.get("minContains", 1), sub.schema.get("maxContains")
+    for name, bound in (("minContains", low), ("maxContains", high)):
+        if bound is not None and (not isinstance(bound, int) or isinstance(bound, bool) or bound < 0):
+            raise GenCheckError(f"{name} at {sub.pointer or '/'} must be a non-negative integer")
+    if (high is not None and high > MAX_CONTAINS) or low > MAX_CONTAINS or len(m.contains) >= 3:
+        if "contains" not in context.relax:
+            raise refusal("contains", sub.pointer, f"with counts above {MAX_CONTAINS}, or more than three on "
+                                                   "one array, is not supported")
+        context.relaxed.append(("contains", sub.pointer))
+        return m, []
+    return replace(m, contains=m.contains + ((sub.child(value, "contains"), low, high),)), []
+
+
+MAX_CONTAINS = 16  # each count of matching items costs a copy of the item automaton
+
+
+def _if(m, value, sub, context):
+    schema = sub.schema
+    then = sub.child(schema["then"], "then") if "then" in schema else None
+    otherwise = sub.child(schema["else"], "else") if "else" in schema else None
+    if then is None and otherwise is None:
+        return m, []  # no effect on validity
+    return replace(m, conditions=m.conditions + ((sub.child(value, "if"), then, otherwise),)), []
+
+
 def _no_op(m, value, sub, context):
     return m, []  # handled per conjunct after the other keywords
 
@@ -448,6 +479,8 @@ _HANDLERS = {
     "uniqueItems": _unique, "minLength": _count("min_length", True),
     "maxLength": _count("max_length", False), "pattern": _pattern, "format": _format,
     "multipleOf": _multiple_of, "allOf": _all_of, "anyOf": _any_of, "oneOf": _one_of, "not": _not,
+    "if": _if, "then": _no_op, "else": _no_op,
+    "contains": _contains, "minContains": _no_op, "maxContains": _no_op,
 }
 
 

@@ -64,6 +64,27 @@ _URI = (
 )
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
+_RELATIVE_REF = (  # RFC 3986 relative-ref: network-path, absolute path, path-noscheme or empty
+    rf"(?://{_AUTHORITY}(?:/{_PCHAR}*)*|/(?:{_SEGMENT_NZ}(?:/{_PCHAR}*)*)?"
+    rf"|(?:[{_UNRESERVED}{_SUB_DELIMS}@]|{_PCT})+(?:/{_PCHAR}*)*|)(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?"
+)
+_JSON_POINTER = r"(?:/(?:[^~/]|~[01])*)*"  # RFC 6901
+_DURATION_TIME = r"T(?:[0-9]+H(?:[0-9]+M(?:[0-9]+S)?)?|[0-9]+M(?:[0-9]+S)?|[0-9]+S)"
+_DURATION = (  # RFC 3339 appendix A
+    rf"P(?:(?:[0-9]+D|[0-9]+M(?:[0-9]+D)?|[0-9]+Y(?:[0-9]+M(?:[0-9]+D)?)?)(?:{_DURATION_TIME})?"
+    rf"|{_DURATION_TIME}|[0-9]+W)"
+)
+_VARNAME = r"(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2})+(?:\.(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2})+)*"
+_VARSPEC = rf"{_VARNAME}(?::[1-9][0-9]{{0,3}}|\*)?"
+_URI_TEMPLATE = (  # RFC 6570 level 4: literals and expressions
+    rf"(?:[!#$&()*+,\-./0-9:;=?@A-Z\[\]_a-z~]|%[0-9A-Fa-f]{{2}}"
+    rf"|\{{[+#./;?&]?{_VARSPEC}(?:,{_VARSPEC})*\}})*"
+)
+# A subset of ECMA-262 regexes (that Python's re also compiles): literal characters, escaped
+# metacharacters, class escapes, ``.``, simple classes, each optionally quantified; optional anchors.
+_REGEX_ATOM = (r"(?:[A-Za-z0-9 _,:;=<>!@#%&~/'\-]|\\[.*+?^$(){}\[\]|\\/dDwWsS]|\."
+               r"|\[\^?(?:a-z|A-Z|0-9|[A-Za-z0-9_]|\\[dws])+\])")
+_SIMPLE_REGEX = rf"\^?(?:{_REGEX_ATOM}[*+?]?)*\$?"
 MINIMIZE_BELOW = 2_000  # Moore refinement needs about one round per chain link: long counters skip it
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
 
@@ -79,7 +100,22 @@ FORMATS = {
     "ipv4": _IPV4,
     "ipv6": _IPV6,
     "hostname": rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*",
+    "uri-reference": rf"{_URI}|{_RELATIVE_REF}",
+    "iri": _URI,  # ASCII IRIs (URIs)
+    "iri-reference": rf"{_URI}|{_RELATIVE_REF}",
+    "idn-email": rf"{_ATEXT}+(?:\.{_ATEXT}+)*@{_LABEL}(?:\.{_LABEL})+",  # ASCII addresses
+    "json-pointer": _JSON_POINTER,
+    "relative-json-pointer": rf"(?:0|[1-9][0-9]*)(?:#|{_JSON_POINTER})",
+    "duration": _DURATION,
+    "uri-template": _URI_TEMPLATE,
+    "regex": _SIMPLE_REGEX,
+    "byte": r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?",  # OpenAPI: base64
 }
+
+# Format names some JSON Schema draft (or OpenAPI, for strings) defines. A format outside this
+# set asserts nothing in any validator (the drafts say unknown formats are ignored): it is an
+# annotation, listed on ``CompiledSchema.ignored``. A defined one not in FORMATS is refused.
+DEFINED_FORMATS = frozenset(FORMATS) | {"idn-hostname"}
 
 # (escape letter, decoded byte) of the short escapes.
 _SHORT_ESCAPES = ((b'"', 0x22), (b"\\", 0x5C), (b"/", 0x2F), (b"b", 0x08), (b"f", 0x0C), (b"n", 0x0A),

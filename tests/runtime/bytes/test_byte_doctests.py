@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["byte_lm", "ensemble", "heal", "sample", "tokenization", "trie"]
+MODULES = ["alphabet", "byte_lm", "ensemble", "heal", "sample", "tokenization", "trie"]
 
 
 @pytest.mark.parametrize("name", MODULES)
