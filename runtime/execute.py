@@ -12,6 +12,7 @@ again, so a program without data-dependent control flow stays one batch from sta
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -478,6 +479,19 @@ class _Run:
     def _context_left(self, rows: list[int]) -> int:
         limit = self.model.context_window or 1_000_000
         return max(1, limit - max(len(self.tokens[r]) for r in rows))
+
+    def reindex(self, rows: list[int], ancestors: Any) -> None:
+        """Row ``rows[k]`` becomes a copy of row ``rows[ancestors[k]]`` for every per-row datum:
+        every list attribute of the run with one entry per row (per-row data are lists of batch
+        length; nothing else of the run is). Used by particle resampling and search."""
+        sources = [rows[int(a)] for a in ancestors]
+        if sources == list(rows):
+            return
+        per_row = [v for v in vars(self).values() if isinstance(v, list) and len(v) == self.batch]
+        for data in per_row:
+            taken = [data[s] for s in sources]
+            for k, row in enumerate(rows):
+                data[row] = taken[k] if sources[k] == row else copy.deepcopy(taken[k])
 
     def results(self) -> list[Result]:
         out = []

@@ -31,7 +31,6 @@ particle: its tokens follow the locally constrained law and its weight is an unb
 
 from __future__ import annotations
 
-import copy
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -111,7 +110,7 @@ class _ParticleRun(_Run):
                              histories=[self.tokens[r] for r in rows]).run()
         system = run.results[0]
         self.tally.add(system.stats)
-        self._reindex(rows, run.ancestors)
+        self.reindex(rows, run.ancestors)
         weights = system.log_weights.copy()
         for k, row in enumerate(rows):
             weights[k] = self._finish(hole, row, system.texts[k], system.tokens[k], weights[k])
@@ -164,7 +163,7 @@ class _ParticleRun(_Run):
             if mixed:
                 ancestors, weights = resample_segments(weights, segments, mixed, self.particles.resampling,
                                                        _host_generator(self.generator))
-                self._reindex(rows, ancestors)
+                self.reindex(rows, ancestors)
                 for k, row in enumerate(rows):
                     self.weight[row] = float(weights[k])
                 state = self.model.select(state, torch.as_tensor(ancestors, device=self.model.device))
@@ -176,19 +175,6 @@ class _ParticleRun(_Run):
         alive = np.flatnonzero(~dead)
         group.rows = [rows[k] for k in alive.tolist()]
         group.state = self.model.select(state, alive.tolist()) if len(alive) else None
-
-    def _reindex(self, rows: list[int], ancestors: np.ndarray) -> None:
-        """Row ``rows[k]`` becomes a copy of row ``rows[ancestors[k]]``, for every per-row datum:
-        every list attribute of the run with one entry per row (the executor's rule for per-row
-        data; nothing else of the run is a list of that length)."""
-        if np.array_equal(ancestors, np.arange(len(rows))):
-            return
-        per_row = [v for v in vars(self).values() if isinstance(v, list) and len(v) == self.batch]
-        sources = [rows[a] for a in ancestors.tolist()]
-        for data in per_row:
-            taken = [data[s] for s in sources]
-            for k, row in enumerate(rows):
-                data[row] = taken[k] if sources[k] == row else copy.deepcopy(taken[k])
 
     def stats(self) -> InferenceStats:
         t = self.tally

@@ -159,18 +159,6 @@ class SearchRun(_Run):
         group.state = state
         self._finish_hole(hole, decoded(out), rows)
 
-    def reindex(self, rows: list[int], ancestors: np.ndarray) -> None:
-        """Row ``rows[k]`` becomes a copy of row ``rows[ancestors[k]]`` for every per-row datum
-        (every list attribute of the run with one entry per row, as in particle inference)."""
-        if np.array_equal(ancestors, np.arange(len(rows))):
-            return
-        per_row = [v for v in vars(self).values() if isinstance(v, list) and len(v) == self.batch]
-        sources = [rows[a] for a in ancestors.tolist()]
-        for data in per_row:
-            taken = [data[s] for s in sources]
-            for k, row in enumerate(rows):
-                data[row] = taken[k] if sources[k] == row else copy.deepcopy(taken[k])
-
     def grow(self, sources: list[int]) -> list[int]:
         """Append one row per entry of ``sources``, a copy of that row; returns the new rows."""
         per_row = [v for v in vars(self).values() if isinstance(v, list) and len(v) == self.batch]
