@@ -556,20 +556,20 @@ class _HoleDecoding:
         ``over_budget``: the hole already has ``max_tokens`` tokens, so only end-of-sequence may
         follow; any other token (possible only without masks) rejects the row's text.
         """
-        feed = [False] * len(tokens)
-        for k, token in enumerate(tokens):
-            if not self.active[k]:
-                continue
-            if token in self.eos or over_budget:
-                self.active[k] = False
-                self.rejected[k] = token not in self.eos
-                continue
-            self.generated[k].append(token)
-            self.texts[k] += self.vocab.token_bytes[token]
-            if self.constraint is not None:
-                self.states[k] = self.constraint.advance(self.states[k], token)
-            feed[k] = True
-        return feed
+        return [self.active[k] and self.take(k, token, over_budget) for k, token in enumerate(tokens)]
+
+    def take(self, k: int, token: int, over_budget: bool = False) -> bool:
+        """Row ``k`` (active) draws ``token``: True if the token joins its text, False if it ends
+        the hole (end-of-sequence, or any token past the budget, which rejects the text)."""
+        if token in self.eos or over_budget:
+            self.active[k] = False
+            self.rejected[k] = token not in self.eos
+            return False
+        self.generated[k].append(token)
+        self.texts[k] += self.vocab.token_bytes[token]
+        if self.constraint is not None:
+            self.states[k] = self.constraint.advance(self.states[k], token)
+        return True
 
     def start_with(self, k: int, data: bytes) -> None:
         """Row ``k``'s text starts with ``data`` (bytes healing drew inside committed tokens)."""

@@ -378,14 +378,8 @@ class _HoleRounds:
             drawn.append(token)
             over = self.drawn[k] == self.hole.max_tokens
             self.drawn[k] += 1
-            if token in fill.eos or over:
-                fill.active[k] = False
-                fill.rejected[k] = token not in fill.eos
+            if not fill.take(k, token, over):
                 return
-            fill.generated[k].append(token)
-            fill.texts[k] += fill.vocab.token_bytes[token]
-            if fill.constraint is not None:
-                fill.states[k] = fill.constraint.advance(fill.states[k], token)
             committed.append(token)
             if self.drawn[k] >= self.budget:
                 fill.active[k] = False
