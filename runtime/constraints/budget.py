@@ -55,7 +55,7 @@ import torch
 from genweave.dsl.errors import GenCheckError
 from genweave.runtime.constraints.byte_dfa import DEAD
 from genweave.runtime.constraints.compiled import CompiledConstraint
-from genweave.runtime.constraints.token_trie import TokenTrie
+from genweave.runtime.constraints.token_trie import TokenTrie, walk_states
 
 
 class BudgetState(NamedTuple):
@@ -260,11 +260,13 @@ class TokenDistances:
     def row(self, state: int, targets: np.ndarray) -> np.ndarray:
         """Packed int32 row: the text tokens from ``state`` whose bytes end in one of ``targets``."""
         t = self.trie
-        ok = np.zeros(self.dfa.num_states, dtype=np.uint8)
-        ok[targets] = 1
-        row = np.zeros(t.words, dtype=np.uint32)
-        _tokens_into(t.node_byte, t.node_depth, t.node_end, t.node_tokens_lo, t.node_tokens_hi,
-                     t.sorted_tokens, self.dfa.transitions, state, t.max_depth, ok, row)
+        ok = np.zeros(self.dfa.num_states, dtype=np.bool_)
+        ok[targets] = True
+        readable, rows = np.zeros((1, t.words), dtype=np.uint32), np.zeros((1, t.words), dtype=np.uint32)
+        # the trie walk of the masks, with the target states in the role of the accepting ones
+        walk_states(t.node_byte, t.node_depth, t.node_end, t.node_tokens_lo, t.node_tokens_hi, t.sorted_tokens,
+                    self.dfa.transitions, ok, np.array([state], dtype=np.int64), readable, rows, t.max_depth)
+        row = rows[0]
         if self.dfa.accepting[state]:
             for token in t.eos_ids:
                 row[token >> 5] |= np.uint32(1 << (token & 31))
@@ -297,24 +299,3 @@ def _successor_states(trie_byte, trie_depth, trie_end, trie_lo, trie_hi, transit
         mark[out[k]] = 0
     return count
 
-
-@numba.njit(cache=True, nogil=True)
-def _tokens_into(trie_byte, trie_depth, trie_end, trie_lo, trie_hi, sorted_tokens, transitions,
-                 start, max_depth, ok, row):  # pragma: no cover - compiled
-    """OR into ``row`` (uint32 words) the text tokens from ``start`` that end in a state with ``ok``."""
-    path = np.empty(max_depth + 1, np.int32)
-    path[0] = start
-    i = 0
-    n = trie_byte.shape[0]
-    while i < n:
-        depth = trie_depth[i]
-        state = transitions[path[depth - 1], trie_byte[i]]
-        if state < 0:
-            i = trie_end[i]
-            continue
-        path[depth] = state
-        if ok[state]:
-            for k in range(trie_lo[i], trie_hi[i]):
-                token = sorted_tokens[k]
-                row[token >> 5] |= np.uint32(1) << np.uint32(token & 31)
-        i += 1
