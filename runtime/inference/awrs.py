@@ -301,7 +301,7 @@ def awrs(logw: torch.Tensor, condition: Condition, generator: torch.Generator | 
     token without a condition call). See the module docstring for the law and the weights."""
     logw = logw.to(torch.float64)
     log_z = torch.logsumexp(logw, dim=-1, keepdim=True)
-    probs = torch.softmax(logw, dim=-1).masked_fill_(~torch.isfinite(log_z), 0.0)  # dead rows: no mass
+    probs = torch.sub(logw, log_z).exp_().masked_fill_(~torch.isfinite(log_z), 0.0)  # dead rows: no mass
     log_z_host = log_z.squeeze(1).cpu().numpy()
     if np.isnan(log_z_host).any():
         raise NaNLogitsError(f"NaN log-weights in AWRS row {int(np.flatnonzero(np.isnan(log_z_host))[0])}",

@@ -23,6 +23,7 @@ import torch
 from genweave.dsl.errors import GenArgumentError
 from genweave.runtime.inference.potentials import NEG_INF, Potential
 from genweave.runtime.samplers.draw import unpack_mask
+from genweave.runtime.samplers.select import mask_packed
 from genweave.runtime.textmask import text_token_mask
 from genweave.runtime.vocab import Vocabulary
 
@@ -67,10 +68,9 @@ class Hole:
 def target_rows(logits: torch.Tensor, excluded: torch.Tensor, chain: Any = None,
                 chain_state: Any = None) -> torch.Tensor:
     """float64 ``[B, V]`` log-probs of ``Q``: special tokens removed, then the chain (if any)."""
-    z = logits.masked_fill(excluded, NEG_INF)
     if chain is None:
-        return torch.log_softmax(z.to(torch.float64), dim=-1)
-    return chain.logprobs(z, chain_state).to(torch.float64)
+        return torch.log_softmax(logits.to(torch.float64, copy=True).masked_fill_(excluded, NEG_INF), dim=-1)
+    return chain.logprobs(logits.masked_fill(excluded, NEG_INF), chain_state).to(torch.float64)
 
 
 def excluded_tokens(vocab: Vocabulary, device: torch.device | str) -> torch.Tensor:
@@ -119,3 +119,17 @@ def constraint_allowed(constraint: Any, states: Sequence[Any], vocab_size: int) 
     if constraint is None:
         return None
     return unpack_mask(constraint.mask(list(states)), vocab_size)
+
+
+def forbid_(rows: torch.Tensor, constraint: Any, states: Sequence[Any]) -> torch.Tensor:
+    """``rows`` (``[B, V]`` log-weights, one row per state) with the tokens the constraint forbids
+    set to ``-inf``, in place; on the CPU straight from the packed mask words (no ``[B, V]`` bool
+    mask). No constraint: ``rows`` unchanged."""
+    if constraint is None:
+        return rows
+    packed = constraint.mask(list(states))
+    if (rows.device.type == "cpu" and rows.is_contiguous() and packed.dtype != torch.bool
+            and 32 * packed.shape[-1] >= rows.shape[1]):
+        mask_packed(rows, packed)
+        return rows
+    return rows.masked_fill_(~unpack_mask(packed, rows.shape[1]).to(rows.device), NEG_INF)

@@ -48,9 +48,9 @@ from genweave.runtime.inference.awrs import AWRSConfig, awrs, gumbel_keys
 from genweave.runtime.inference.hole import (
     Condition,
     Hole,
-    constraint_allowed,
     end_log_mass,
     excluded_tokens,
+    forbid_,
     target_rows,
 )
 from genweave.runtime.inference.particles import ParticleSet
@@ -163,11 +163,8 @@ class ParticleFilter:
 
     def _masked(self, live: np.ndarray, index: torch.Tensor, target: torch.Tensor,
                 proposal: torch.Tensor) -> np.ndarray:
-        rows = proposal.index_select(0, index)
-        allowed = constraint_allowed(self.hole.constraint, [self.particles.cstates[b] for b in live.tolist()],
-                                     rows.shape[1])
-        if allowed is not None:
-            rows = rows.masked_fill(~allowed.to(rows.device), NEG_INF)
+        rows = forbid_(proposal.index_select(0, index), self.hole.constraint,
+                       [self.particles.cstates[b] for b in live.tolist()])
         log_mass = torch.logsumexp(rows, dim=-1)
         tokens = gumbel_keys(rows, self.generator).argmax(dim=-1)
         log_w = log_mass + self._correction(index, tokens, target, proposal)
@@ -189,8 +186,7 @@ class ParticleFilter:
 
         logw = proposal.index_select(0, index)
         if self.premask:
-            allowed = constraint_allowed(self.hole.constraint, [particles.cstates[b] for b in rows], logw.shape[1])
-            logw = logw.masked_fill(~allowed.to(logw.device), NEG_INF)
+            forbid_(logw, self.hole.constraint, [particles.cstates[b] for b in rows])
         draw = awrs(logw, condition, self.generator, self.config.awrs)
         log_w = draw.log_weights
         if self.config.proposal_chain is not None:

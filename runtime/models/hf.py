@@ -27,6 +27,7 @@ from transformers import DynamicCache
 
 from genweave.dsl.errors import GenModelError
 from genweave.runtime.models.base import LanguageModel
+from genweave.runtime.models.kv import slack_cache
 from genweave.runtime.vocab import Vocabulary
 
 
@@ -94,7 +95,7 @@ class HFModel(LanguageModel):
         width = max(lengths)
         ids = [[self.pad_id] * (width - n) + list(tokens) for tokens, n in zip(token_lists, lengths)]
         ids = torch.tensor(ids, dtype=torch.long).to(self.device)
-        cache = DynamicCache(config=self.model.config)
+        cache = slack_cache(self.model.config)
         if min(lengths) == width:
             logits = self._forward(ids, cache, None, None, last_only=True)
             return HFState(cache, _log_softmax(logits[:, -1]), width)

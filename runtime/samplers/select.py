@@ -71,7 +71,7 @@ def mask_above(z: torch.Tensor, score: torch.Tensor, bound: torch.Tensor, active
 
 def mask_packed(z: torch.Tensor, packed: torch.Tensor) -> None:
     """``z[b, i] = -inf`` where token ``i`` is not allowed by the packed int32 mask ``[B, ceil(V/32)]``
-    (or ``[1, ceil(V/32)]``, shared by every row), in place."""
+    (or ``[1, ceil(V/32)]``, shared by every row), in place (``z`` float32 or float64, CPU, contiguous)."""
     words = packed.detach().to(torch.int32).contiguous().numpy()
     _mask_packed(z.detach().numpy(), words)
 
