@@ -21,7 +21,12 @@ import interegular
 from lark import Lark
 from lark.exceptions import LarkError
 
-from genweave.runtime.constraints.regex import strip_edge_anchors, unsupported_feature
+from genweave.runtime.constraints.regex import (
+    has_anchors,
+    interegular_pattern,
+    strip_edge_anchors,
+    unsupported_feature,
+)
 
 Problem = tuple[str, int, int]
 
@@ -59,7 +64,7 @@ def regex_problems(pattern: str) -> list[Problem]:
     if tree.state.flags & re.VERBOSE:
         return [("regex uses verbose mode (?x), which is not supported", 0, len(pattern))]
     try:
-        interegular.parse_pattern(_code_points_escaped(body))
+        interegular_pattern(body, anchored=has_anchors(tree))
     except (interegular.Unsupported, interegular.InvalidSyntax, ValueError, RecursionError) as err:
         reason = str(err) or type(err).__name__
         return [(f"regex cannot be compiled to an automaton ({reason}); rewrite it in plain regular syntax",
@@ -107,21 +112,6 @@ def _class_end(body: str, start: int) -> int:
     while i < len(body) and body[i] != "]":
         i += 2 if body[i] == "\\" else 1
     return min(i + 1, len(body))
-
-
-_CODE_POINT = re.compile(r"\\(\\|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
-
-
-def _code_points_escaped(pattern: str) -> str:
-    # interegular does not know \uXXXX: write such characters as themselves (as the runtime does).
-    def rewrite(match: re.Match) -> str:
-        escape = match.group(1)
-        if escape == "\\":
-            return "\\\\"
-        code = int(escape[1:], 16)
-        return f"\\x{code:02x}" if code < 0x100 else chr(code)
-
-    return _CODE_POINT.sub(rewrite, pattern)
 
 
 @lru_cache(maxsize=1024)

@@ -2,10 +2,12 @@
 
 Semantics: a constraint ``regex(p)`` accepts exactly the strings ``s`` with
 ``re.fullmatch(p, s, re.ASCII)`` (so ``\\d``, ``\\w``, ``\\s`` are ASCII classes, ``.`` excludes
-``\\n`` unless ``(?s)``), encoded as UTF-8. A leading ``^``/``\\A`` and a trailing ``$``/``\\Z`` are
-accepted and ignored (a hole is always matched whole). Features that no finite automaton can
-express, or that interegular does not implement, raise :class:`GenCheckError` naming the feature:
-backreferences, lookarounds, conditionals, word boundaries, anchors inside the pattern, atomic
+``\\n`` unless ``(?s)``), encoded as UTF-8. Anchors may stand anywhere and mean what ``re`` says:
+``^``/``\\A`` the start, ``\\Z`` the end, ``$`` the end or before a final newline (only the end
+with ``ecma=True``, as ECMA-262 says), compiled exactly (see
+:mod:`genweave.runtime.constraints.regex_anchors`). Features that no finite automaton can express,
+or that interegular does not implement, raise :class:`GenCheckError` naming the feature:
+backreferences, lookarounds, conditionals, word boundaries, multiline anchors ``(?m)``, atomic
 groups, possessive quantifiers, verbose mode. Case-insensitive matching (``(?i)``) folds with
 ``str.lower``/``str.upper`` per character (also outside ASCII).
 
@@ -23,6 +25,7 @@ import re._parser as sre_parse
 import interegular
 
 from genweave.dsl.errors import GenCheckError
+from genweave.runtime.constraints import regex_anchors
 from genweave.runtime.constraints.alphabet import compress_alphabet
 from genweave.runtime.constraints.byte_dfa import ByteDFA
 from genweave.runtime.constraints.utf8 import char_fsm_to_bytes
@@ -42,35 +45,45 @@ _UNSUPPORTED_OPS = {
     sre.POSSESSIVE_REPEAT: "possessive quantifier (*+, ++, ?+, {m,n}+)",
 }
 
-_ANCHORS = {
+_ANCHORS = {  # ^ $ \\A \\Z are compiled (regex_anchors)
     sre.AT_BOUNDARY: "word boundary \\b",
     sre.AT_NON_BOUNDARY: "non-boundary \\B",
-    sre.AT_BEGINNING: "anchor ^ inside the pattern",
-    sre.AT_BEGINNING_LINE: "anchor ^ inside the pattern",
-    sre.AT_BEGINNING_STRING: "anchor \\A inside the pattern",
-    sre.AT_END: "anchor $ inside the pattern",
-    sre.AT_END_LINE: "anchor $ inside the pattern",
-    sre.AT_END_STRING: "anchor \\Z inside the pattern",
 }
+_MULTILINE = "anchor ^ or $ in multiline mode (?m)"
 
 
-def regex_dfa(pattern: str) -> ByteDFA:
-    """The minimal byte DFA of ``pattern`` (see the module docstring for the exact semantics)."""
+def regex_dfa(pattern: str, *, ecma: bool = False) -> ByteDFA:
+    """The minimal byte DFA of ``pattern`` (see the module docstring for the exact semantics;
+    ``ecma``: ``$`` matches only at the end of the text)."""
     body = strip_edge_anchors(pattern)
     tree = _parse_python(body, pattern)
     feature = unsupported_feature(tree)
+    if feature is None and tree.state.flags & re.MULTILINE and has_anchors(tree):
+        feature = _MULTILINE
     if feature is not None:
         raise GenCheckError(f"regex {pattern!r} uses an unsupported feature: {feature}", hint=_HINT)
     if tree.state.flags & re.VERBOSE:
         raise GenCheckError(f"regex {pattern!r} uses verbose mode (?x), which is not supported",
                             hint="write the pattern without (?x): remove whitespace and comments")
+    anchored = has_anchors(tree)
     try:
-        tree, atoms = compress_alphabet(interegular.parse_pattern(_escape_code_points(body)))
-        fsm = tree.to_fsm()
+        tree, atoms = compress_alphabet(interegular_pattern(body, anchored=anchored, ecma=ecma))
+        fsm = regex_anchors.resolve_markers(regex_anchors.marked_fsm(tree)) if anchored else tree.to_fsm()
     except (interegular.Unsupported, interegular.InvalidSyntax, ValueError) as error:
         raise GenCheckError(f"regex {pattern!r} cannot be compiled to an automaton: {error}",
                             hint=_HINT) from None
     return char_fsm_to_bytes(fsm, atoms)
+
+
+def interegular_pattern(body: str, *, anchored: bool = True, ecma: bool = False) -> interegular.patterns.Pattern:
+    """interegular's tree of a pattern (without edge anchors) whose features Python's parser
+    accepted: ``\\uXXXX`` escapes rewritten and, when ``anchored``, anchors as markers
+    (:mod:`~genweave.runtime.constraints.regex_anchors`). Raises interegular's errors."""
+    text = _escape_code_points(body)
+    if anchored:
+        text = regex_anchors.mark_anchors(text, ecma=ecma)
+    parsed = interegular.parse_pattern(text)
+    return regex_anchors.seal_classes(parsed) if anchored else parsed
 
 
 def strip_edge_anchors(pattern: str) -> str:
@@ -109,13 +122,20 @@ def unsupported_feature(tree: sre_parse.SubPattern) -> str | None:
             direction, sub = av
             kind = "lookahead" if direction == 1 else "lookbehind"
             return f"{'negative ' if op == sre.ASSERT_NOT else ''}{kind} assertion"
-        if op == sre.AT:
-            return _ANCHORS.get(av, "anchor")
+        if op == sre.AT and av in _ANCHORS:
+            return _ANCHORS[av]
+        if op == sre.SUBPATTERN and av[1] & re.MULTILINE and has_anchors(av[3]):
+            return _MULTILINE
         for sub in _children(op, av):
             found = unsupported_feature(sub)
             if found is not None:
                 return found
     return None
+
+
+def has_anchors(tree: sre_parse.SubPattern) -> bool:
+    """Whether a parsed pattern has a zero-width position test (``^ $ \\A \\Z``)."""
+    return any(op == sre.AT or any(has_anchors(sub) for sub in _children(op, av)) for op, av in tree.data)
 
 
 def _children(op, av) -> list[sre_parse.SubPattern]:

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from genweave.dsl.errors import GenArgumentError, NaNLogitsError
-from genweave.runtime.inference.successive import successive_draws
+from genweave.runtime.inference.successive import normalize_rows, successive_draws
 
 NEG_INF = float("-inf")
 _TINY64 = torch.finfo(torch.float64).tiny
@@ -300,9 +300,7 @@ def awrs(logw: torch.Tensor, condition: Condition, generator: torch.Generator | 
     """One AWRS draw per row of ``logw`` (``[B, V]`` log-weights on any device; ``-inf`` excludes a
     token without a condition call). See the module docstring for the law and the weights."""
     logw = logw.to(torch.float64)
-    log_z = torch.logsumexp(logw, dim=-1, keepdim=True)
-    probs = torch.sub(logw, log_z).exp_().masked_fill_(~torch.isfinite(log_z), 0.0)  # dead rows: no mass
-    log_z_host = log_z.squeeze(1).cpu().numpy()
+    log_z_host, probs = _normalize(logw)
     if np.isnan(log_z_host).any():
         raise NaNLogitsError(f"NaN log-weights in AWRS row {int(np.flatnonzero(np.isnan(log_z_host))[0])}",
                              hint="the model or a logits processor produced NaN; check the model's dtype")
@@ -317,6 +315,17 @@ def awrs(logw: torch.Tensor, condition: Condition, generator: torch.Generator | 
     log_ratio = np.array([r for _, r in results], dtype=np.float64)
     log_weights = np.where(tokens >= 0, log_z_host + log_ratio, NEG_INF)
     return AWRSDraw(tokens, log_weights, np.array([m.calls for m in memos], dtype=np.int64))
+
+
+def _normalize(logw: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+    """``(log_z [B] on the host, probs [B, V])``: each row's log normalizer and normalized weights
+    (rows without a finite weight: ``-inf`` and no mass). On the CPU one compiled pass pair."""
+    if logw.device.type == "cpu":
+        log_z, probs = normalize_rows(logw.contiguous().numpy())
+        return log_z, torch.from_numpy(probs)
+    log_z = torch.logsumexp(logw, dim=-1, keepdim=True)
+    probs = torch.sub(logw, log_z).exp_().masked_fill_(~torch.isfinite(log_z), 0.0)
+    return log_z.squeeze(1).cpu().numpy(), probs
 
 
 def _geometric(logw: torch.Tensor, probs: torch.Tensor, memos: list[_Memo],

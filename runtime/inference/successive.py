@@ -113,3 +113,41 @@ def successive_draws(probs: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.n
             counts[b] = _row(cum, probs[b], u[b], tokens[b])
             rest[b] = _rest(probs[b], tokens[b], counts[b])
     return tokens, counts, rest
+
+
+@numba.njit(cache=True, nogil=True)
+def normalize_rows(logw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(log_z [B], probs [B, V])`` of float64 log-weights: ``log_z[b] = log sum_i exp(logw[b, i])``
+    and ``probs[b] = exp(logw[b] - log_z[b])``; ``-inf`` entries get probability 0 without an
+    ``exp``, a row without a finite entry gets ``log_z = -inf`` and no mass, a NaN entry makes its
+    row's ``log_z`` NaN. Two passes over each row."""
+    rows, width = logw.shape
+    log_z = np.empty(rows, dtype=np.float64)
+    probs = np.zeros((rows, width), dtype=np.float64)
+    for b in range(rows):
+        top = -np.inf
+        nan = False
+        for i in range(width):
+            x = logw[b, i]
+            if x > top:
+                top = x
+            elif x != x:
+                nan = True
+        if nan:
+            log_z[b] = np.nan
+            continue
+        if top == -np.inf:
+            log_z[b] = -np.inf
+            continue
+        total = 0.0
+        for i in range(width):
+            x = logw[b, i]
+            if x > -np.inf:
+                e = np.exp(x - top)
+                probs[b, i] = e
+                total += e
+        log_z[b] = top + np.log(total)
+        scale = 1.0 / total
+        for i in range(width):
+            probs[b, i] *= scale
+    return log_z, probs

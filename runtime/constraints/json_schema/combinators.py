@@ -6,8 +6,9 @@ cases, each case being the conjunction plus some subschemas (re-merged by ``Emit
 
 * ``anyOf``: one case per branch;
 * ``oneOf``: one case per branch, plus ``not`` of every other branch that is not provably disjoint
-  from it (:func:`provably_disjoint`, on the types the enclosing schema allows);
-* ``if``/``then``/``else``: the cases ``if`` and ``then``, ``not if`` and ``else``;
+  from it (:func:`provably_disjoint`, on what the enclosing schema says of types and members);
+* ``if``/``then``/``else``: the cases ``if`` and ``then``, ``not if`` and ``else``; conditions that
+  only test one member's value are expanded together (:class:`Discriminated`);
 * ``not N`` (:func:`negate`): the union of the ways to violate ``N``: per JSON type, a type ``N``
   excludes is kept whole; scalars subtract ``N``'s exact language; objects get one case per
   violated member (a missing required name, a present member whose value violates ``N``'s schema
@@ -18,19 +19,22 @@ cases, each case being the conjunction plus some subschemas (re-merged by ``Emit
   ``additionalProperties``, duplicates under ``uniqueItems``,
   ``propertyNames``, formats, recursion cut at ``max_depth`` inside ``N``...) is left out: the
   result is then a *subset* of ``not N`` (every text still validates) and the place is listed on
-  ``CompiledSchema.approximated``;
+  ``CompiledSchema.approximated`` -- unless ``N`` is layout-neutral, where the difference of two
+  automata is exact (:mod:`complement`);
 * ``dependentRequired``/``dependentSchemas``/``dependencies``: a case without the trigger
   property and a case with it and what it brings.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from genweave.dsl.errors import GenCheckError
 from genweave.runtime.constraints.json_schema import strings
 from genweave.runtime.constraints.json_schema.automata import intersection
+from genweave.runtime.constraints.json_schema.complement import difference_entry, layout_neutral
 from genweave.runtime.constraints.json_schema.document import Sub
+from genweave.runtime.constraints.json_schema.keywords import ANNOTATIONS
 from genweave.runtime.constraints.json_schema.merge import (
     EXACT_TYPES,
     Conjunction,
@@ -56,6 +60,10 @@ def expand(e, subs: Conjunction, m: Merged, cont: int, budget: int, expanded: fr
             if mark not in expanded:
                 cases = [(alt,) for alt in group] if kind == "anyOf" else _one_of_cases(e, group, m)
                 return _union(e, subs, [(c, ()) for c in cases], cont, budget, expanded | {mark}, excluded)
+    group = discriminated_conditions(m, expanded)
+    if group is not None:
+        marks = frozenset(("if", c.pointer, c.refs) for c, _, _ in group.conditions)
+        return _union(e, subs, [(c, ()) for c in group.cases(m)], cont, budget, expanded | marks, excluded)
     for condition, then, otherwise in m.conditions:
         mark = ("if", condition.pointer, condition.refs)
         if mark not in expanded:
@@ -64,7 +72,17 @@ def expand(e, subs: Conjunction, m: Merged, cont: int, budget: int, expanded: fr
     for negation in m.negations:
         mark = ("not", negation.pointer, negation.refs)
         if mark not in expanded:
-            return _union(e, subs, negate(e, m, negation), cont, budget, expanded | {mark}, excluded)
+            before = len(e.context.approximated)
+            cases = negate(e, m, negation)
+            if len(e.context.approximated) > before and layout_neutral(e.document, negation):
+                # The positive cases are a subset: subtract automata instead, when that is exact.
+                kept = e.context.approximated[before:]
+                del e.context.approximated[before:]
+                entry = difference_entry(e, subs, negation, cont, budget, expanded | {mark}, excluded)
+                if entry is not None:
+                    return entry
+                e.context.approximated.extend(kept)
+            return _union(e, subs, cases, cont, budget, expanded | {mark}, excluded)
     for name, needed in m.dependent_required:
         mark = ("dependentRequired", m.pointer, name)
         if mark not in expanded:
@@ -112,10 +130,7 @@ def _dependency_cases(m: Merged, name: str, present: tuple[Sub, ...]) -> list[Co
 
 def _one_of_cases(e, group: tuple[Sub, ...], m: Merged) -> list[Conjunction]:
     """Each branch and the negations of the others it may share values with (on ``m``'s types)."""
-    merged = []
-    for alt in group:
-        b = merge((alt,), e.context)
-        merged.append(replace(b, types=b.types & m.types))
+    merged = [_within(merge((alt,), e.context), m) for alt in group]
     cases = []
     for i, alt in enumerate(group):
         if merged[i].is_empty():
@@ -125,6 +140,21 @@ def _one_of_cases(e, group: tuple[Sub, ...], m: Merged) -> list[Conjunction]:
                   and not provably_disjoint(e, merged[i], merged[j])]
         cases.append((alt, *others))
     return cases
+
+
+def _within(branch: Merged, m: Merged) -> Merged:
+    """``branch`` with what the enclosing ``m`` says about the same value's types, required names
+    and declared members added (a record of ``branch`` and ``m``, for disjointness tests only).
+
+    Adding constraints only shrinks a branch, so two branches proven disjoint this way share no
+    value that ``m`` allows: e.g. ``m`` requires ``kind`` and the branches give it different
+    ``const`` values, though neither branch requires it.
+    """
+    properties = dict(branch.properties)
+    for name, conj in m.properties:
+        properties[name] = properties.get(name, ()) + conj
+    required = branch.required + tuple(n for n in m.required if n not in branch.required)
+    return replace(branch, types=branch.types & m.types, required=required, properties=tuple(properties.items()))
 
 
 # -- negation ---------------------------------------------------------------------------------
@@ -381,3 +411,90 @@ def _undeclared_view(m: Merged, name: str) -> Conjunction:
     """The schemas on the value of a member ``m`` does not declare (its rules' views)."""
     forbidden = (Sub(False, m.pointer),) if name in m.forbidden else ()
     return forbidden + tuple(s for rule in m.object_rules for s in rule.view(name))
+
+
+# -- if/then/else keyed on one member -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Discriminated:
+    """Conditions whose ``if`` only tests one member ``name`` against a set of values
+    (``{"properties": {name: {"const"|"enum": ...}}}``, optionally with ``"required": [name]`` and
+    ``"type": "object"``). Expanded together they need one case per tested value, plus "not an
+    object", "no such member" and "another value", instead of the 2**n cases of expanding the
+    conditions one at a time (n ``if``s on a ``type`` field in one ``allOf``)."""
+
+    name: str
+    conditions: tuple[tuple[Sub, Sub | None, Sub | None], ...]
+    tests: tuple[tuple[frozenset, bool, bool], ...]  # per condition: (value keys, needs name, needs object)
+    values: tuple  # the tested values, first occurrence of each key, in order
+
+    def cases(self, m: Merged) -> list[Conjunction]:
+        """Cases whose union is exactly the conjunction of the conditions (each ``then`` where its
+        ``if`` holds, else its ``else``)."""
+        def outcome(holds) -> Conjunction:
+            return tuple(s for (_, then, otherwise), h in zip(self.conditions, holds, strict=True)
+                         for s in ((then,) if h else (otherwise,)) if s is not None)
+
+        obj = _types(m, {"object"})
+        cases: list[Conjunction] = []
+        others = m.types - {"object"}
+        if others:
+            cases.append((_types(m, others),) + outcome(not needs_object for _, _, needs_object in self.tests))
+        if "object" in m.types:
+            cases.append((obj, _synthetic(m, {"properties": {self.name: False}}))
+                         + outcome(not needs_name for _, needs_name, _ in self.tests))
+            for value in self.values:
+                key = _value_key(value)
+                member = _synthetic(m, {"required": [self.name], "properties": {self.name: {"const": value}}})
+                cases.append((obj, member) + outcome(key in keys for keys, _, _ in self.tests))
+            other = {"required": [self.name], "properties": {self.name: {"not": {"enum": list(self.values)}}}}
+            cases.append((obj, _synthetic(m, other)) + outcome(False for _ in self.tests))
+        return cases
+
+
+def discriminated_conditions(m: Merged, expanded: frozenset) -> Discriminated | None:
+    """The largest group (at least two) of pending conditions of ``m`` that test the same member
+    (see :class:`Discriminated`), or None."""
+    groups: dict[str, list] = {}
+    for condition, then, otherwise in m.conditions:
+        if ("if", condition.pointer, condition.refs) in expanded:
+            continue
+        test = _member_test(condition.schema)
+        if test is not None:
+            groups.setdefault(test[0], []).append(((condition, then, otherwise), test[1:]))
+    name, members = max(groups.items(), key=lambda kv: len(kv[1]), default=(None, []))
+    if len(members) < 2:
+        return None
+    values: dict = {}
+    for _, (tested, _, _) in members:
+        for value in tested:
+            values.setdefault(_value_key(value), value)
+    tests = tuple((frozenset(map(_value_key, tested)), needs_name, needs_object)
+                  for _, (tested, needs_name, needs_object) in members)
+    return Discriminated(name, tuple(c for c, _ in members), tests, tuple(values.values()))
+
+
+def _member_test(schema) -> tuple[str, list, bool, bool] | None:
+    """(name, tested values, requires the name, requires an object) of an ``if`` that only tests
+    one member against a set of values, or None."""
+    if not isinstance(schema, dict):
+        return None
+    keys = set(schema) - ANNOTATIONS
+    properties = schema.get("properties")
+    if not keys <= {"properties", "required", "type"} or not isinstance(properties, dict) or len(properties) != 1:
+        return None
+    (name, member), = properties.items()
+    if not isinstance(member, dict) or not set(member) - ANNOTATIONS <= {"const", "enum"}:
+        return None
+    if len(set(member) - ANNOTATIONS) != 1 or ("enum" in member and not isinstance(member["enum"], list)):
+        return None
+    required = schema.get("required", [])
+    if schema.get("type", "object") != "object" or required not in ([], [name]):
+        return None
+    tested = member["enum"] if "enum" in member else [member["const"]]
+    return name, tested, bool(required), "type" in schema
+
+
+def _value_key(value) -> tuple[str, bool]:
+    """JSON equality of enum values (``1 == 1.0``, ``true != 1``), as ``merge`` compares them."""
+    return canonical(value), json_type(value) == "boolean"

@@ -152,8 +152,13 @@ def decoded_pattern(pattern: str) -> ByteDFA:
     """Texts in which ECMA-262 ``pattern`` finds a match (``re.search``), as a byte DFA.
 
     Each top-level alternative is anchored where it starts with ``^`` or ends with ``$`` and
-    padded with "any text" elsewhere. Python's ``re`` parses the pattern (ECMA named groups
-    ``(?<name>`` are rewritten); its classes are ASCII (``\\d`` is ``[0-9]``), as ECMA-262 says.
+    padded with "any text" elsewhere; anchors elsewhere in the pattern are position tests
+    (``$`` only at the end of the text, ``\\b`` an ASCII word boundary, as ECMA-262 says). Python's
+    ``re`` parses the pattern (ECMA named groups ``(?<name>`` are rewritten); its classes are
+    ASCII (``\\d`` is ``[0-9]``), as ECMA-262 says.
+
+    >>> [decoded_pattern("^([^,]|$)").accepts(t) for t in (b"", b"a,", b",a")]
+    [True, True, False]
     """
     pattern = re.sub(r"\(\?<(?![=!])", "(?P<", pattern)
     alternatives = split_alternatives(pattern)
@@ -164,7 +169,7 @@ def decoded_pattern(pattern: str) -> ByteDFA:
         end = body.endswith("$") and not _escaped_at(body, len(body) - 1)
         body = body[:-1] if end else body
         pieces.append(("" if start else r"[\s\S]*") + f"(?:{body})" + ("" if end else r"[\s\S]*"))
-    return regex_dfa("|".join(pieces))
+    return regex_dfa("|".join(pieces), ecma=True)
 
 
 def split_alternatives(pattern: str) -> list[str]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import torch
 
 from genweave.runtime.inference.awrs import walk_orders
-from genweave.runtime.inference.successive import successive_draws
+from genweave.runtime.inference.successive import normalize_rows, successive_draws
 from genweave.testing import assert_matches
 
 
@@ -83,3 +84,20 @@ def test_walk_past_the_listed_tokens_continues_exactly():
     order = orders[0]
     assert abs(order.remaining(0) - 1.0) < 1e-12
     assert abs(order.remaining(1) - (1.0 - order.prob(0))) < 1e-12
+
+
+def test_normalize_rows_equals_torch_and_handles_dead_and_nan_rows():
+    generator = torch.Generator().manual_seed(5)
+    logw = torch.randn(6, 300, generator=generator, dtype=torch.float64) * 4
+    logw[0, ::3] = -math.inf
+    logw[1] = -math.inf  # a dead row
+    logw[2, 7] = math.nan
+    log_z, probs = normalize_rows(logw.numpy())
+    expected = torch.logsumexp(logw, dim=-1)
+    for b in (0, 3, 4, 5):
+        assert abs(log_z[b] - float(expected[b])) < 1e-12
+        torch.testing.assert_close(torch.from_numpy(probs[b]), torch.exp(logw[b] - expected[b]), rtol=1e-12,
+                                   atol=1e-15)
+    assert log_z[1] == -math.inf and not probs[1].any()
+    assert math.isnan(log_z[2])
+    assert (probs[0, ::3] == 0).all()
