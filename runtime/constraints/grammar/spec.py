@@ -107,6 +107,21 @@ def load_spec(text: str, start: str = "start") -> GrammarSpec:
     invalid grammars, unsupported terminal patterns and empty languages."""
     terminals, rules, ignore = _lark_compile(text, start)
     specs = tuple(_terminal_spec(t, t.name in ignore) for t in terminals)
+    return _assemble(specs, rules, start)
+
+
+def spec_from_rules(terminals: tuple[TerminalSpec, ...], rules, start: str) -> GrammarSpec:
+    """The spec of a grammar given directly: terminals (byte DFAs already built) and rules
+    ``(name, (symbol names...))``, a symbol being a terminal's name or a rule's name."""
+    from lark.grammar import NonTerminal, Terminal
+
+    names = {t.name for t in terminals}
+    built = [Rule(NonTerminal(origin), [Terminal(s) if s in names else NonTerminal(s) for s in rhs])
+             for origin, rhs in rules]
+    return _assemble(tuple(terminals), built, start)
+
+
+def _assemble(specs: tuple[TerminalSpec, ...], rules, start: str) -> GrammarSpec:
     index = {t.name: i for i, t in enumerate(specs)}
     live = {t.name for t in specs if not t.dfa.is_empty()}
     rules = _productive(rules, live)

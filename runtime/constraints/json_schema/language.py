@@ -19,9 +19,10 @@ from typing import Any
 
 from genweave.dsl.errors import GenCheckError
 from genweave.runtime.constraints.byte_dfa import DEAD, ByteDFA
-from genweave.runtime.constraints.json_schema.automata import TooLarge
+from genweave.runtime.constraints.json_schema.automata import MAX_DFA_STATES, TooLarge
 from genweave.runtime.constraints.json_schema.document import Document, Sub, schema_of
 from genweave.runtime.constraints.json_schema.emit import WHITESPACE, Emitter, Options
+from genweave.runtime.constraints.json_schema.grammar_route import SchemaGrammar, build_grammar
 from genweave.runtime.constraints.json_schema.keywords import check_relax
 from genweave.runtime.constraints.languages import Language
 
@@ -78,74 +79,172 @@ class JsonSchema(Language):
     def canonical_text(self, value: Any) -> str | None:
         """The text of ``value`` in this language (members reordered as the schema declares
         them), or None when no serialization of ``value`` is in the language."""
-        if self.options.whitespace not in ("compact", "spaces"):
-            raise GenCheckError("canonical_text needs whitespace='compact' or 'spaces'")
         dfa = self.to_dfa()
-        spaces = self.options.whitespace == "spaces"
-        budget = [SERIALIZE_STEPS]
-        for end, text in _serialize(value, dfa, dfa.initial, spaces, budget):
-            if dfa.accepting[end]:
-                return text
-        return None
+        return _canonical(value, dfa.walk, dfa.initial, lambda state: bool(dfa.accepting[state]), self.options)
+
+    def accepts(self, text: bytes) -> bool:
+        """Whether ``text`` (UTF-8 bytes) is in the language."""
+        return self.to_dfa().accepts(bytes(text))
+
+    route = "dfa"  # see JsonSchemaGrammar
 
 
 SERIALIZE_STEPS = 20_000  # member orders tried before canonical_text gives up
 
 
-def _serialize(value: Any, dfa: ByteDFA, state: int, spaces: bool, budget: list[int]):
-    """Yield (end state, text) for the serializations of ``value`` from ``state`` that the DFA
-    can read: member orders found depth first, pruned by the DFA, at most ``budget`` steps."""
+def _canonical(value: Any, walk, initial: int, final, options: Options) -> str | None:
+    """The first serialization of ``value`` that ``walk`` reads from ``initial`` to a ``final`` state."""
+    if options.whitespace not in ("compact", "spaces"):
+        raise GenCheckError("canonical_text needs whitespace='compact' or 'spaces'")
+    budget = [SERIALIZE_STEPS]
+    for end, text in _serialize(value, walk, initial, options.whitespace == "spaces", budget):
+        if final(end):
+            return text
+    return None
+
+
+def _serialize(value: Any, walk, state: int, spaces: bool, budget: list[int]):
+    """Yield (end state, text) for the serializations of ``value`` from ``state`` that the
+    automaton can read (``walk(state, bytes)``, DEAD when it cannot): member orders found depth
+    first, pruned by the automaton, at most ``budget`` steps."""
     budget[0] -= 1
     if budget[0] < 0:
         return
     if isinstance(value, dict):
-        for end, text in _members(value, dfa, dfa.walk(state, b"{"), spaces, list(value), True, budget):
+        for end, text in _members(value, walk, walk(state, b"{"), spaces, list(value), True, budget):
             yield end, "{" + text
     elif isinstance(value, list):
-        for end, text in _elements(value, dfa, dfa.walk(state, b"["), spaces, 0, budget):
+        for end, text in _elements(value, walk, walk(state, b"["), spaces, 0, budget):
             yield end, "[" + text
     else:
         text = json.dumps(value, ensure_ascii=False)
-        end = dfa.walk(state, text.encode("utf-8"))
+        end = walk(state, text.encode("utf-8"))
         if end != DEAD:
             yield end, text
 
 
-def _members(value: dict, dfa: ByteDFA, state: int, spaces: bool, keys: list, first: bool, budget: list[int]):
+def _members(value: dict, walk, state: int, spaces: bool, keys: list, first: bool, budget: list[int]):
     """(end state, text) of the remaining members ``keys`` and the closing brace."""
     if state == DEAD:
         return
     if not keys:
-        end = dfa.walk(state, b"}")
+        end = walk(state, b"}")
         if end != DEAD:
             yield end, "}"
         return
     for key in keys:
         head = ("" if first else ", " if spaces else ",") + json.dumps(key, ensure_ascii=False)
         head += ": " if spaces else ":"
-        after_key = dfa.walk(state, head.encode("utf-8"))
+        after_key = walk(state, head.encode("utf-8"))
         if after_key == DEAD:
             continue
         rest = [k for k in keys if k != key]
-        for after_value, text in _serialize(value[key], dfa, after_key, spaces, budget):
-            for end, tail in _members(value, dfa, after_value, spaces, rest, False, budget):
+        for after_value, text in _serialize(value[key], walk, after_key, spaces, budget):
+            for end, tail in _members(value, walk, after_value, spaces, rest, False, budget):
                 yield end, head + text + tail
 
 
-def _elements(value: list, dfa: ByteDFA, state: int, spaces: bool, index: int, budget: list[int]):
+def _elements(value: list, walk, state: int, spaces: bool, index: int, budget: list[int]):
     """(end state, text) of the elements from ``index`` on and the closing bracket."""
     if state == DEAD:
         return
     if index == len(value):
-        end = dfa.walk(state, b"]")
+        end = walk(state, b"]")
         if end != DEAD:
             yield end, "]"
         return
     sep = "" if index == 0 else (", " if spaces else ",")
-    after_sep = dfa.walk(state, sep.encode())
-    for after_item, text in _serialize(value[index], dfa, after_sep, spaces, budget) if after_sep != DEAD else ():
-        for end, tail in _elements(value, dfa, after_item, spaces, index + 1, budget):
+    after_sep = walk(state, sep.encode())
+    for after_item, text in _serialize(value[index], walk, after_sep, spaces, budget) if after_sep != DEAD else ():
+        for end, tail in _elements(value, walk, after_item, spaces, index + 1, budget):
             yield end, sep + text + tail
+
+
+@dataclass(frozen=True)
+class JsonSchemaGrammar:
+    """A schema whose automaton is too large, as a context-free grammar (the *grammar route*,
+    :mod:`~genweave.runtime.constraints.json_schema.grammar_route`): the same texts as
+    :class:`JsonSchema` would accept, except that recursive ``$ref``\\ s and free values nest to
+    any depth. It compiles like a grammar (``compile(vocab)``: masks, ``advance``,
+    ``is_complete``...), so ``compile_constraint`` and holes take it unchanged; it has no DFA."""
+
+    schema_text: str
+    options: Options
+
+    route = "grammar"
+
+    def compiled(self) -> SchemaGrammar:
+        return _compile_grammar(self.schema_text, self.options)
+
+    @property
+    def grammar_kind(self) -> str:
+        """``"lalr"`` or ``"earley"`` (the general fallback), as for :class:`Grammar`."""
+        return self.compiled().grammar.parser_kind
+
+    def to_dfa(self) -> ByteDFA:
+        raise GenCheckError(f"{self} takes the grammar route (its automaton would need more than "
+                            f"{MAX_DFA_STATES} states): it has no DFA",
+                            hint="compile it with compile_constraint(...) or test texts with .accepts(...)")
+
+    def compile(self, vocab, *, index: str = "lazy"):
+        """The grammar constraint for ``vocab`` (a Vocabulary or TokenTrie); see :class:`Grammar`.
+        Compiled once per vocabulary and index (building the lexers of a large grammar takes
+        seconds), then shared: its states are immutable ints."""
+        return self.compiled().constraint_for(vocab, index)
+
+    def accepts(self, text: bytes) -> bool:
+        return self.compiled().accepts(bytes(text))
+
+    def canonical_text(self, value: Any) -> str | None:
+        """As :meth:`JsonSchema.canonical_text`, read by the grammar's recognizer."""
+        recognizer = self.compiled().recognizer()
+        return _canonical(value, recognizer.walk, recognizer.initial(), recognizer.is_complete, self.options)
+
+    def key(self) -> str:
+        return "grammar_" + JsonSchema.key(self)  # type: ignore[arg-type]
+
+    @property
+    def relaxed(self) -> tuple[tuple[str, str], ...]:
+        return self.compiled().relaxed
+
+    @property
+    def depth_bounded(self) -> tuple[str, ...]:
+        return ()
+
+    def explain(self) -> str:
+        spec = self.compiled().grammar.spec()
+        how = (f"LALR(1), {spec.lalr.action.shape[0]} states" if spec.lalr is not None
+               else f"Earley fallback (not LALR(1): {spec.conflict})")
+        return (f"{self}: grammar route, {how}; {self.compiled().procedures} procedures, "
+                f"{len(spec.terminals)} terminals, {len(spec.rules)} rules")
+
+    def __str__(self) -> str:
+        return JsonSchema.__str__(self)  # type: ignore[arg-type]
+
+    def __and__(self, other):
+        from genweave.runtime.constraints.grammar.combine import Combination
+
+        return Combination(self, other, "and")
+
+    def __rand__(self, other):
+        from genweave.runtime.constraints.grammar.combine import Combination
+
+        return Combination(other, self, "and")
+
+    def __or__(self, other):
+        from genweave.runtime.constraints.grammar.combine import Combination
+
+        return Combination(self, other, "or")
+
+    def __ror__(self, other):
+        from genweave.runtime.constraints.grammar.combine import Combination
+
+        return Combination(other, self, "or")
+
+
+@lru_cache(maxsize=8)
+def _compile_grammar(schema_text: str, options: Options) -> SchemaGrammar:
+    return build_grammar(json.loads(schema_text), options, f"json_schema_grammar(<{len(schema_text)} chars>)")
 
 
 @lru_cache(maxsize=8)
@@ -188,7 +287,7 @@ def _compile_once(root: Any, options: Options) -> CompiledSchema:
 
 def json_schema(schema: Any, *, whitespace: str = "compact", max_depth: int = 3,
                 max_string_length: int = 128, max_array_length: int = 16,
-                relax: bool | str | tuple | list | set | frozenset = False) -> JsonSchema:
+                relax: bool | str | tuple | list | set | frozenset = False) -> JsonSchema | JsonSchemaGrammar:
     """The language of the JSON texts that validate against ``schema`` (a dict, a JSON string
     or a Pydantic model class); compiled now, so unsupported input raises here.
 
@@ -200,6 +299,9 @@ def json_schema(schema: Any, *, whitespace: str = "compact", max_depth: int = 3,
     is enforced as this cap (each counted character or item costs automaton states).
     ``relax``: keyword names (or ``True`` for all) that may be over-approximated instead of
     raising (see ``keywords.RELAXATIONS``); what was relaxed is listed on ``.relaxed``.
+
+    A schema whose automaton needs more than ``MAX_DFA_STATES`` states (deep recursion, nested
+    free values) takes the grammar route: a :class:`JsonSchemaGrammar` (``.route == "grammar"``).
     """
     if not isinstance(whitespace, str):
         raise GenCheckError(f"whitespace must be a string, not {whitespace!r}",
@@ -212,6 +314,19 @@ def json_schema(schema: Any, *, whitespace: str = "compact", max_depth: int = 3,
     text = json.dumps(root, ensure_ascii=False, separators=(",", ":"))  # keeps member order
     options = Options(whitespace=whitespace, max_depth=max_depth, max_string_length=max_string_length,
                       max_array_length=max_array_length, relax=check_relax(relax))
-    language = JsonSchema(text, options)
-    language.compiled()
-    return language
+    if _route(text, options) == "grammar":  # too large for a DFA (docs/constraints.md, "grammar route")
+        routed = JsonSchemaGrammar(text, options)
+        routed.compiled()
+        return routed
+    return JsonSchema(text, options)
+
+
+@lru_cache(maxsize=64)
+def _route(schema_text: str, options: Options) -> str:
+    """``"dfa"`` when some rung of the ladder fits, else ``"grammar"`` (remembered: finding out
+    that no rung fits takes the whole ladder)."""
+    try:
+        _compile(schema_text, options)
+    except TooLarge:
+        return "grammar"
+    return "dfa"

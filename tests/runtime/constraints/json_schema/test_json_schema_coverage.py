@@ -22,7 +22,7 @@ if not SHARED.is_dir():
                 allow_module_level=True)
 
 # Measured on this sample: floors, not targets.
-FLOORS = {"compiled": 42, "valid_accepted": 52, "invalid_rejected": 87}
+FLOORS = {"compiled": 44, "valid_accepted": 52, "invalid_rejected": 87}
 
 
 def test_dev_sample_coverage():
@@ -34,10 +34,9 @@ def test_dev_sample_coverage():
         except GenCheckError:
             continue
         counts["compiled"] += 1
-        dfa = language.to_dfa()
-        for test in row["tests"]:
+        for test in row["tests"]:  # grammar-routed schemas answer through their grammar
             text = json.dumps(test["data"], ensure_ascii=False, separators=(",", ":")).encode()
-            hit = dfa.accepts(text) or language.canonical_text(test["data"]) is not None
+            hit = language.accepts(text) or language.canonical_text(test["data"]) is not None
             if test["valid"]:
                 counts["valid_accepted"] += hit
             else:
