@@ -26,6 +26,7 @@ from importlib import resources
 from genweave.dsl.errors import GenCheckError
 from genweave.runtime.constraints.grammar.earley import EarleyGrammar
 from genweave.runtime.constraints.grammar.lalr import LALRGrammar
+from genweave.runtime.constraints.grammar.operators import CombinableConstraint
 from genweave.runtime.constraints.grammar.spec import GrammarSpec, load_spec
 from genweave.runtime.constraints.token_trie import TokenTrie
 from genweave.runtime.vocab import Vocabulary
@@ -34,7 +35,7 @@ STD_GRAMMARS = ("arithmetic", "json", "sql")
 
 
 @dataclass(frozen=True, slots=True)
-class Grammar:
+class Grammar(CombinableConstraint):
     """The language of a Lark grammar from its ``start`` rule (see the module docstring)."""
 
     text: str
@@ -73,26 +74,6 @@ class Grammar:
         else:
             how = f"Earley fallback (not LALR(1): {spec.conflict})"
         return f"{self}: {how}; {len(spec.terminals)} terminals, {len(spec.rules)} rules"
-
-    def __and__(self, other):
-        from genweave.runtime.constraints.grammar.combine import Combination
-
-        return Combination(self, other, "and")
-
-    def __rand__(self, other):
-        from genweave.runtime.constraints.grammar.combine import Combination
-
-        return Combination(other, self, "and")
-
-    def __or__(self, other):
-        from genweave.runtime.constraints.grammar.combine import Combination
-
-        return Combination(self, other, "or")
-
-    def __ror__(self, other):
-        from genweave.runtime.constraints.grammar.combine import Combination
-
-        return Combination(other, self, "or")
 
     def __str__(self) -> str:
         first = next((line.strip() for line in self.text.splitlines() if line.strip()), "")

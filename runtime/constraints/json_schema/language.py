@@ -19,6 +19,7 @@ from typing import Any
 
 from genweave.dsl.errors import GenCheckError
 from genweave.runtime.constraints.byte_dfa import DEAD, ByteDFA
+from genweave.runtime.constraints.grammar.operators import CombinableConstraint
 from genweave.runtime.constraints.json_schema.automata import MAX_DFA_STATES, TooLarge
 from genweave.runtime.constraints.json_schema.document import Document, Sub, schema_of
 from genweave.runtime.constraints.json_schema.emit import WHITESPACE, Emitter, Options
@@ -161,7 +162,7 @@ def _elements(value: list, walk, state: int, spaces: bool, index: int, budget: l
 
 
 @dataclass(frozen=True)
-class JsonSchemaGrammar:
+class JsonSchemaGrammar(CombinableConstraint):
     """A schema whose automaton is too large, as a context-free grammar (the *grammar route*,
     :mod:`~genweave.runtime.constraints.json_schema.grammar_route`): the same texts as
     :class:`JsonSchema` would accept, except that recursive ``$ref``\\ s and free values nest to
@@ -220,26 +221,6 @@ class JsonSchemaGrammar:
 
     def __str__(self) -> str:
         return JsonSchema.__str__(self)  # type: ignore[arg-type]
-
-    def __and__(self, other):
-        from genweave.runtime.constraints.grammar.combine import Combination
-
-        return Combination(self, other, "and")
-
-    def __rand__(self, other):
-        from genweave.runtime.constraints.grammar.combine import Combination
-
-        return Combination(other, self, "and")
-
-    def __or__(self, other):
-        from genweave.runtime.constraints.grammar.combine import Combination
-
-        return Combination(self, other, "or")
-
-    def __ror__(self, other):
-        from genweave.runtime.constraints.grammar.combine import Combination
-
-        return Combination(other, self, "or")
 
 
 @lru_cache(maxsize=8)
