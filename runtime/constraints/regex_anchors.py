@@ -49,27 +49,36 @@ def mark_anchors(pattern: str, *, ecma: bool) -> str:
                             hint="remove these private-use characters from the pattern")
     escapes = {"A": BEGIN, "Z": END_STRICT}
     plain = {"^": BEGIN, "$": END_STRICT if ecma else END}
-    out, i, in_class = [], 0, False
+    out = []
+    for _, piece, kind in regex_pieces(pattern):
+        if kind == "escape" and piece[1:] in escapes:
+            piece = MARKERS[escapes[piece[1:]]]
+        elif kind == "char" and piece in plain:
+            piece = MARKERS[plain[piece]]
+        out.append(piece)
+    return "".join(out)
+
+
+def regex_pieces(pattern: str):
+    """Yield ``(index, piece, kind)`` covering ``pattern`` in order: ``"escape"`` (a backslash and
+    the character after it, outside a class), ``"open"`` (a class's ``[`` with ``^`` and a leading
+    ``]``, which is a literal), ``"class"`` (a character or escape inside a class, its closing
+    ``]`` included) and ``"char"`` (any other single character)."""
+    i, in_class = 0, False
     while i < len(pattern):
         char = pattern[i]
         if char == "\\":
-            follower = pattern[i + 1:i + 2]
-            out.append(MARKERS[escapes[follower]] if follower in escapes and not in_class else char + follower)
-            i += 2
-            continue
-        if in_class:
+            piece, kind = pattern[i:i + 2], "class" if in_class else "escape"
+        elif in_class:
+            piece, kind = char, "class"
             in_class = char != "]"
         elif char == "[":
-            in_class = True
             lead = 2 if pattern[i + 1:i + 3] == "^]" else 1 if pattern[i + 1:i + 2] == "]" else 0
-            out.append(pattern[i:i + 1 + lead])  # a leading ] is a literal
-            i += 1 + lead
-            continue
-        elif char in plain:
-            char = MARKERS[plain[char]]
-        out.append(char)
-        i += 1
-    return "".join(out)
+            piece, kind, in_class = pattern[i:i + 1 + lead], "open", True
+        else:
+            piece, kind = char, "char"
+        yield i, piece, kind
+        i += len(piece)
 
 
 def seal_classes(node, dotall: bool = False):

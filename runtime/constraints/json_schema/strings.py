@@ -32,6 +32,7 @@ from genweave.runtime.constraints.json_schema.automata import (
     trim,
 )
 from genweave.runtime.constraints.regex import regex_dfa
+from genweave.runtime.constraints.regex_anchors import regex_pieces
 
 _M4 = r"(?:[02468][48]|[2468]0|[13579][26])"  # two-digit multiples of 4 but 00
 _YEAR = r"(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"  # 0001-9999
@@ -174,26 +175,17 @@ def decoded_pattern(pattern: str) -> ByteDFA:
 
 def split_alternatives(pattern: str) -> list[str]:
     """The top-level ``|`` alternatives of a regex (outside groups and classes)."""
-    parts, depth, in_class, start, i = [], 0, False, 0, 0
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\":
-            i += 2
+    parts, depth, start = [], 0, 0
+    for i, piece, kind in regex_pieces(pattern):
+        if kind != "char":
             continue
-        if in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-            if pattern[i + 1:i + 2] == "]" or pattern[i + 1:i + 3] == "^]":
-                i += 1 if pattern[i + 1] == "]" else 2  # a leading ] is a literal
-        elif char == "(":
+        if piece == "(":
             depth += 1
-        elif char == ")":
+        elif piece == ")":
             depth -= 1
-        elif char == "|" and depth == 0:
+        elif piece == "|" and depth == 0:
             parts.append(pattern[start:i])
             start = i + 1
-        i += 1
     parts.append(pattern[start:])
     return parts
 

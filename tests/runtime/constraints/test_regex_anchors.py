@@ -102,3 +102,15 @@ def test_refused_anchor_shapes_are_named(pattern, message):
 def test_docstring_examples():
     result = doctest.testmod(regex_anchors, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_regex_pieces_and_top_level_alternatives():
+    from genweave.runtime.constraints.json_schema.strings import split_alternatives
+    from genweave.runtime.constraints.regex_anchors import regex_pieces
+
+    pattern = r"a|(b|c)|[]|]|[^]x]\||\\"
+    pieces = list(regex_pieces(pattern))
+    assert "".join(piece for _, piece, _ in pieces) == pattern
+    assert [piece for _, piece, kind in pieces if kind == "open"] == ["[]", "[^]"]
+    assert [piece for _, piece, kind in pieces if kind == "escape"] == [r"\|", "\\\\"]
+    assert split_alternatives(pattern) == ["a", "(b|c)", "[]|]", r"[^]x]\|", "\\\\"]
