@@ -322,11 +322,7 @@ class _Run:
             if not all(pieces):
                 raise GenRuntimeError("the context is empty before the first hole",
                                       hint="start the program with a prompt literal")
-            if all(p == pieces[0] for p in pieces):
-                # Identical prompts (the usual case for draws): one prefill, duplicated rows.
-                group.state = model.select(model.prefill([pieces[0]]), [0] * len(pieces))
-            else:
-                group.state = model.prefill(pieces)
+            group.state = model.prefill_shared(pieces)
         elif any(pieces):
             width = max(len(p) for p in pieces)
             grid = torch.zeros((len(pieces), width), dtype=torch.long)

@@ -59,6 +59,13 @@ class LanguageModel(ABC):
     @abstractmethod
     def prefill(self, token_lists: Sequence[Sequence[int]]) -> Any: ...
 
+    def prefill_shared(self, token_lists: Sequence[Sequence[int]]) -> Any:
+        """:meth:`prefill`, computing identical rows once (the usual case: every draw or particle
+        starts from the same prompt) and duplicating them with :meth:`select`."""
+        if len(token_lists) > 1 and all(t == token_lists[0] for t in token_lists):
+            return self.select(self.prefill([token_lists[0]]), [0] * len(token_lists))
+        return self.prefill(token_lists)
+
     @abstractmethod
     def logits(self, state: Any) -> torch.Tensor: ...
 

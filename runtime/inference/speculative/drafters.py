@@ -134,11 +134,7 @@ class ModelDrafter:
         self.fed: list[int] = []  # draft tokens of the last round that went into the draft's cache
 
     def begin(self, contexts: list[list[int]]) -> None:
-        model = self.model
-        if all(c == contexts[0] for c in contexts):
-            self.state = model.select(model.prefill([contexts[0]]), [0] * len(contexts))
-        else:
-            self.state = model.prefill(contexts)
+        self.state = self.model.prefill_shared(contexts)
         self.unfed = [[] for _ in contexts]
         self.fed = [0] * len(contexts)
 

@@ -54,11 +54,7 @@ class RSDDrafter:
         self.unfed: list[list[int]] = []
 
     def begin(self, contexts: list[list[int]]) -> None:
-        model = self.model
-        if all(c == contexts[0] for c in contexts):
-            self.state = model.select(model.prefill([contexts[0]]), [0] * len(contexts))
-        else:
-            self.state = model.prefill(contexts)
+        self.state = self.model.prefill_shared(contexts)
         self.unfed = [[] for _ in contexts]
 
     def grow(self, rounds: Any, limits: list[int]) -> list[DraftTree]:

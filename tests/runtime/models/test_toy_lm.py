@@ -104,3 +104,16 @@ def test_bad_ids_and_vocabularies_are_model_errors(toy):
         ToyLM([])
     with pytest.raises(GenModelError):
         ToyLM([b"a", b""])
+
+
+def test_prefill_shared_computes_identical_rows_once(toy, monkeypatch):
+    prompts = [toy.encode("ab"), toy.encode("ab"), toy.encode("ab")]
+    calls = []
+    prefill = toy.prefill
+    monkeypatch.setattr(toy, "prefill", lambda rows: calls.append(len(rows)) or prefill(rows))
+    shared = toy.prefill_shared(prompts)
+    assert calls == [1]
+    assert torch.equal(toy.logits(shared), toy.logits(prefill(prompts)))
+    mixed = [toy.encode("ab"), toy.encode("c")]
+    assert torch.equal(toy.logits(toy.prefill_shared(mixed)), toy.logits(prefill(mixed)))
+    assert calls == [1, 2]
