@@ -68,12 +68,7 @@ class Grammar(CombinableConstraint):
 
     def explain(self) -> str:
         """The parser kind and why, with the grammar's size."""
-        spec = self.spec()
-        if spec.parser_kind == "lalr":
-            how = f"LALR(1), {spec.lalr.action.shape[0]} states"
-        else:
-            how = f"Earley fallback (not LALR(1): {spec.conflict})"
-        return f"{self}: {how}; {len(spec.terminals)} terminals, {len(spec.rules)} rules"
+        return f"{self}: {describe_parser(self.spec())}"
 
     def __str__(self) -> str:
         first = next((line.strip() for line in self.text.splitlines() if line.strip()), "")
@@ -81,6 +76,15 @@ class Grammar(CombinableConstraint):
             first = first[:37] + "..."
         suffix = "" if self.start == "start" else f", start={self.start!r}"
         return f"grammar({first!r}{suffix})"
+
+
+def describe_parser(spec: GrammarSpec) -> str:
+    """The parser kind and why, with the grammar's size (for ``explain``)."""
+    if spec.parser_kind == "lalr":
+        how = f"LALR(1), {spec.lalr.action.shape[0]} states"
+    else:
+        how = f"Earley fallback (not LALR(1): {spec.conflict})"
+    return f"{how}; {len(spec.terminals)} terminals, {len(spec.rules)} rules"
 
 
 def grammar(text: str, start: str = "start") -> Grammar:

@@ -19,6 +19,7 @@ from typing import Any
 
 from genweave.dsl.errors import GenCheckError
 from genweave.runtime.constraints.byte_dfa import DEAD, ByteDFA
+from genweave.runtime.constraints.grammar.builder import describe_parser
 from genweave.runtime.constraints.grammar.operators import CombinableConstraint
 from genweave.runtime.constraints.json_schema.automata import MAX_DFA_STATES, TooLarge
 from genweave.runtime.constraints.json_schema.document import Document, Sub, schema_of
@@ -213,11 +214,8 @@ class JsonSchemaGrammar(CombinableConstraint):
         return ()
 
     def explain(self) -> str:
-        spec = self.compiled().grammar.spec()
-        how = (f"LALR(1), {spec.lalr.action.shape[0]} states" if spec.lalr is not None
-               else f"Earley fallback (not LALR(1): {spec.conflict})")
-        return (f"{self}: grammar route, {how}; {self.compiled().procedures} procedures, "
-                f"{len(spec.terminals)} terminals, {len(spec.rules)} rules")
+        compiled = self.compiled()
+        return f"{self}: grammar route, {compiled.procedures} procedures; {describe_parser(compiled.grammar.spec())}"
 
     def __str__(self) -> str:
         return JsonSchema.__str__(self)  # type: ignore[arg-type]
