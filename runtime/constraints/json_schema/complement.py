@@ -25,7 +25,7 @@ from __future__ import annotations
 from genweave.dsl.errors import GenCheckError
 from genweave.runtime.constraints.json_schema.automata import difference
 from genweave.runtime.constraints.json_schema.document import Sub
-from genweave.runtime.constraints.json_schema.keywords import ANNOTATIONS, STRUCTURAL
+from genweave.runtime.constraints.json_schema.keywords import ANNOTATIONS, ENFORCED, REFUSED, STRUCTURAL
 
 # Keywords of N that keep the layout: their subschemas are checked in turn.
 _NEUTRAL = frozenset({
@@ -89,13 +89,7 @@ def _neutral_children(document, sub: Sub) -> list[Sub] | None:
     return children
 
 
-def _keywords() -> frozenset[str]:
-    from genweave.runtime.constraints.json_schema.keywords import ENFORCED, REFUSED
-
-    return ENFORCED | REFUSED | {"format"}
-
-
-_KEYWORDS = _keywords()
+_KEYWORDS = ENFORCED | REFUSED | {"format"}  # every keyword with an effect on validity
 
 
 def difference_entry(e, subs, negation: Sub, cont: int, budget: int, expanded: frozenset,
